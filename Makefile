@@ -1,0 +1,37 @@
+# The README's commands. `make demo` and `make test` each set up what they need.
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_DB := demo/govfeed.db
+PORT ?= 8001
+
+.PHONY: demo demo-db test lint fmt bench clean
+
+demo: demo-db  ## import the bundled example mail and browse it in Datasette
+	$(VENV)/bin/datasette serve $(DEMO_DB) --host 127.0.0.1 --port $(PORT) \
+	    --metadata config/datasette-metadata.json --setting suggest_facets off
+
+demo-db:
+	scripts/bootstrap site
+	mkdir -p demo
+	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	$(VENV)/bin/govfeed --db $(DEMO_DB) import examples/demo-maildir
+
+test: lint  ## lint, type-check and run every test (installs what is missing)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint:
+	scripts/bootstrap dev
+	$(VENV)/bin/ruff check daemon tests bench
+	$(VENV)/bin/ruff format --check daemon tests bench
+	$(VENV)/bin/mypy
+
+fmt:
+	$(VENV)/bin/ruff format daemon tests bench
+	$(VENV)/bin/ruff check --fix daemon tests bench
+
+bench:  ## print throughput and memory figures (see bench/README.md)
+	scripts/bootstrap dev
+	$(PY) bench/run.py
+
+clean:
+	rm -rf demo .pytest_cache .mypy_cache .ruff_cache

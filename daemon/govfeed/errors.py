@@ -1,0 +1,35 @@
+"""The exceptions govfeed raises; the CLI turns each into a one-line message."""
+
+from __future__ import annotations
+
+
+class GovfeedError(Exception):
+    """Base class: an error a user can act on, shown without a traceback."""
+
+
+class ConfigError(GovfeedError):
+    """The configuration file or a setting in it is unusable."""
+
+
+class SourceError(GovfeedError):
+    """A path given to `govfeed import` cannot be read as mail."""
+
+
+class ParseError(GovfeedError):
+    """A message's bytes could not be decoded into headers and parts."""
+
+
+class ExtractError(GovfeedError):
+    """A bulletin was recognised but a release could not be extracted from it."""
+
+
+class StoreError(GovfeedError):
+    """The database cannot be opened, migrated or written."""
+
+
+class ImapError(GovfeedError):
+    """An IMAP server refused, failed or timed out."""
+
+
+class ImapAuthError(ImapError):
+    """The IMAP server rejected the credentials."""
