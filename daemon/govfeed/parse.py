@@ -1,0 +1,215 @@
+"""Parse raw message bytes into a `ParsedMessage` with mail-parser; pure, no I/O.
+
+mail-parser does the MIME walk, RFC 2047 headers, addresses and dates. Two things it
+leaves to us: body charsets that are declared wrongly (UTF-8 bytes labelled ISO-8859-1
+come out as mojibake) or not decodable at all (it falls back to UTF-8 with U+FFFD where
+CP1252 was meant), and 8-bit junk in raw header values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.header
+import email.message
+import re
+from datetime import UTC, datetime
+from email.errors import HeaderParseError
+from typing import Any
+
+import mailparser
+from mailparser.exceptions import MailParserError
+
+from govfeed.errors import ParseError
+from govfeed.models import Address, Attachment, ParsedMessage, RawMessage
+
+# Charsets that decode any byte sequence, so a wrong label never raises: UTF-8 text
+# under these labels shows up as mojibake instead.
+_SINGLE_BYTE_LABELS = frozenset(
+    {
+        "us-ascii",
+        "ascii",
+        "iso-8859-1",
+        "latin-1",
+        "latin1",
+        "iso-8859-15",
+        "windows-1252",
+        "cp1252",
+    }
+)
+_MOJIBAKE_MARKS = ("Ã", "â€", "Â")
+_MAX_HEADER_CHARS = 64 * 1024  # a header longer than this is junk; keep its start
+_ESCAPED_BYTE = re.compile(r"\\udc([89a-f][0-9a-f])")
+
+
+def parse_message(raw: RawMessage) -> ParsedMessage:
+    """Decode `raw` into headers and text; raise ParseError when nothing usable is there."""
+    if not raw.data.strip(b"\x00\r\n\t "):
+        raise ParseError("empty message: no headers and no body")
+    try:
+        mp = mailparser.parse_from_bytes(raw.data)
+    except (MailParserError, RecursionError, LookupError, ValueError) as err:
+        raise ParseError(f"mail-parser could not read the message: {err}") from err
+    message: email.message.Message = mp.message
+    if not message.keys():
+        raise ParseError("no mail headers found")
+    defects = _defects(mp)
+    text, html = _bodies(mp, message, charset_defect="CharsetDecodeDefect" in defects)
+    return ParsedMessage(
+        message_id=_message_id(message.get("Message-ID")),
+        subject=_clean_header(mp.subject or ""),
+        from_=_first_address(mp.from_),
+        to=_addresses(mp.to),
+        reply_to=_addresses(mp.reply_to),
+        sent_at=_utc(mp.date),
+        headers=tuple((name, _decode_header(value)) for name, value in message.items()),
+        text=text,
+        html=html,
+        attachments=_attachments(mp.attachments),
+        defects=defects,
+    )
+
+
+def _defects(mp: Any) -> tuple[str, ...]:
+    names = sorted(str(category) for category in mp.defects_categories)
+    return tuple(names)
+
+
+def _bodies(
+    mp: Any, message: email.message.Message, *, charset_defect: bool
+) -> tuple[str | None, str | None]:
+    if charset_defect:
+        plain, html = _decode_text_parts(message)
+    else:
+        plain = [_repair_mojibake(part, message) for part in mp.text_plain]
+        html = [_repair_mojibake(part, message) for part in mp.text_html]
+    return ("\n".join(plain) or None, "\n".join(html) or None)
+
+
+def _decode_text_parts(message: email.message.Message) -> tuple[list[str], list[str]]:
+    """Walk the text parts ourselves when mail-parser hit an undecodable charset."""
+    plain: list[str] = []
+    html: list[str] = []
+    for part in message.walk():
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        if part.get_content_disposition() == "attachment" or part.get_filename():
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes) or not payload:
+            continue
+        text = decode_bytes(payload, part.get_content_charset())
+        (html if part.get_content_subtype() == "html" else plain).append(text)
+    return plain, html
+
+
+def decode_bytes(data: bytes, declared: str | None) -> str:
+    """Decode body bytes: the declared charset, else UTF-8, else CP1252, never failing."""
+    for charset in (declared, "utf-8"):
+        if not charset:
+            continue
+        try:
+            return data.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return data.decode("cp1252", errors="replace")
+
+
+def _repair_mojibake(text: str, message: email.message.Message) -> str:
+    """Undo UTF-8 bytes decoded under a single-byte label ("Ã©" back to "é")."""
+    if not any(mark in text for mark in _MOJIBAKE_MARKS):
+        return text
+    for part in message.walk():
+        label = (part.get_content_charset() or "").lower()
+        if label not in _SINGLE_BYTE_LABELS:
+            continue
+        codec = "latin-1" if label in {"us-ascii", "ascii"} else label
+        try:
+            return text.encode(codec).decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError, LookupError):
+            return text
+    return text
+
+
+def _decode_header(value: Any) -> str:
+    """A header value as clean text: RFC 2047 words decoded, 8-bit junk made readable."""
+    if isinstance(value, email.header.Header):
+        text = "".join(
+            chunk if isinstance(chunk, str) else decode_bytes(chunk, _known(charset))
+            for chunk, charset in email.header.decode_header(value)
+        )
+    else:
+        text = str(value)
+        if "=?" in text:
+            with contextlib.suppress(HeaderParseError, LookupError, UnicodeError, ValueError):
+                text = str(email.header.make_header(email.header.decode_header(text)))
+    return _clean_header(text)
+
+
+def _known(charset: str | None) -> str | None:
+    return None if charset in (None, "unknown-8bit") else charset
+
+
+def _clean_header(text: str) -> str:
+    if "\\udc" in text:  # mail-parser writes undecodable header bytes as literal escapes
+        text = _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), text)
+    text = _unescape_surrogates(text)
+    if "\n" in text or "\r" in text:
+        text = " ".join(text.split())
+    return text[:_MAX_HEADER_CHARS].strip()
+
+
+def _unescape_surrogates(text: str) -> str:
+    """Raw 8-bit bytes reach headers as surrogate escapes; read them as UTF-8 or CP1252."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", errors="surrogateescape")
+        return decode_bytes(data, None)
+    return text
+
+
+def _message_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = _clean_header(str(value))
+    text = text.strip().strip("<>").strip()
+    return text or None
+
+
+def _first_address(pairs: Any) -> Address | None:
+    found = _addresses(pairs)
+    return found[0] if found else None
+
+
+def _addresses(pairs: Any) -> tuple[Address, ...]:
+    result = []
+    for pair in pairs or ():
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            continue
+        name, address = (_clean_header(str(item or "")) for item in pair)
+        if address or name:
+            result.append(Address(name=name, address=address.lower()))
+    return tuple(result)
+
+
+def _utc(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _attachments(items: Any) -> tuple[Attachment, ...]:
+    result = []
+    for item in items or ():
+        payload = item.get("payload") or ""
+        size = len(payload) * 3 // 4 if item.get("binary") else len(payload)
+        result.append(
+            Attachment(
+                filename=str(item.get("filename") or ""),
+                content_type=str(item.get("mail_content_type") or "application/octet-stream"),
+                size=size,
+            )
+        )
+    return tuple(result)

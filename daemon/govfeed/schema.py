@@ -1,0 +1,180 @@
+"""The database schema, as numbered migrations recorded in the database itself.
+
+A migration runs once, inside a transaction, and leaves a row in `govfeed_migrations`.
+Add new migrations at the end; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def _initial(db: sqlite_utils.Database) -> None:
+    db["releases"].create(
+        {
+            "id": int,
+            "title": str,
+            "release_type": str,
+            "release_date": str,
+            "release_date_source": str,
+            "agency": str,
+            "account_code": str,
+            "bulletin_id": str,
+            "url": str,
+            "body_text": str,
+            "body_html": str,
+            "links": str,  # JSON list of {"url", "text"}
+            "profile": str,
+            "status": str,
+            "first_seen_at": str,
+            "last_seen_at": str,
+            "latest_sent_at": str,
+            "message_count": int,
+            "version_count": int,
+            "content_hash": str,
+        },
+        pk="id",
+        not_null={"title", "release_type", "status", "message_count"},
+        defaults={"status": "published", "message_count": 0, "version_count": 1},
+    )
+    db["releases"].create_index(["release_date"])
+    db["releases"].create_index(["agency", "release_type"])
+    db["releases"].create_index(["bulletin_id"])
+    db["releases"].enable_fts(
+        ["title", "body_text"], fts_version="FTS5", create_triggers=True, tokenize="porter"
+    )
+    # Every identity a release is known by: bulletin id, canonical URL, content fingerprint.
+    db["release_keys"].create(
+        {"key": str, "release_id": int},
+        pk="key",
+        foreign_keys=[("release_id", "releases", "id")],
+    )
+    db["release_keys"].create_index(["release_id"])
+    db["release_versions"].create(
+        {
+            "id": int,
+            "release_id": int,
+            "version": int,
+            "content_hash": str,
+            "title": str,
+            "release_date": str,
+            "url": str,
+            "body_text": str,
+            "body_html": str,
+            "message_pk": int,
+            "sent_at": str,
+            "seen_at": str,
+        },
+        pk="id",
+        foreign_keys=[("release_id", "releases", "id")],
+    )
+    db["release_versions"].create_index(["release_id", "content_hash"], unique=True)
+    db["messages"].create(
+        {
+            "id": int,
+            "message_id": str,
+            "sha256": str,
+            "release_id": int,
+            "mailbox": str,
+            "folder": str,
+            "uid": int,
+            "uidvalidity": int,
+            "source": str,
+            "from_name": str,
+            "from_address": str,
+            "reply_to": str,
+            "to_address": str,
+            "subscriber": str,
+            "list_unsubscribe": str,
+            "subject": str,
+            "sent_at": str,
+            "received_at": str,
+            "imported_at": str,
+            "size": int,
+            "auth": str,
+            "status": str,
+            "error": str,
+            "duplicate_of": int,
+            "defects": str,  # JSON list
+            "attachments": str,  # JSON list of {"filename", "content_type", "size"}
+        },
+        pk="id",
+        not_null={"sha256", "status", "mailbox"},
+        foreign_keys=[("release_id", "releases", "id"), ("duplicate_of", "messages", "id")],
+    )
+    db["messages"].create_index(["sha256"], unique=True)
+    db["messages"].create_index(["message_id"])
+    db["messages"].create_index(["release_id"])
+    db["messages"].create_index(["status"])
+    db["messages"].create_index(["mailbox", "folder", "uidvalidity", "uid"])
+    # Raw bytes live apart so the messages table stays light for Datasette.
+    db["raw_messages"].create(
+        {"message_pk": int, "compression": str, "size": int, "data": bytes},
+        pk="message_pk",
+        foreign_keys=[("message_pk", "messages", "id")],
+    )
+    db["mailbox_state"].create(
+        {
+            "mailbox": str,
+            "folder": str,
+            "uidvalidity": int,
+            "last_uid": int,
+            "last_poll_at": str,
+            "last_success_at": str,
+            "last_error": str,
+        },
+        pk=("mailbox", "folder"),
+    )
+
+
+MIGRATIONS: tuple[tuple[str, Migration], ...] = (("initial", _initial),)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply every migration the database lacks; return the names applied."""
+    table = db["govfeed_migrations"]
+    if not table.exists():
+        db["govfeed_migrations"].create(
+            {"version": int, "name": str, "applied_at": str}, pk="version"
+        )
+    done = {
+        row["version"]
+        for row in db.execute_returning_dicts("select version from govfeed_migrations")
+    }
+    applied = []
+    for version, (name, migration) in enumerate(MIGRATIONS, start=1):
+        if version in done:
+            continue
+        with db.atomic():
+            migration(db)
+            db["govfeed_migrations"].insert(
+                {"version": version, "name": name, "applied_at": utc_now()}
+            )
+        applied.append(name)
+    return applied
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    if not db["govfeed_migrations"].exists():
+        return 0
+    row = db.execute("select max(version) from govfeed_migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def utc_now() -> str:
+    return iso(datetime.now(UTC))
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC, to the second, with a Z: the one time format in the database."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

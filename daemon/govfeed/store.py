@@ -1,0 +1,398 @@
+"""The SQLite database: open and migrate it, and save messages, releases and cursors.
+
+sqlite-utils creates the schema (see `schema.py`); the per-message hot path uses plain
+prepared statements on the same connection, because a batch of 500 messages runs a few
+thousand of them. Callers wrap a batch in `Store.transaction()`: one commit per batch,
+with the mailbox cursor moved in that same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from govfeed.errors import StoreError
+from govfeed.models import Release
+from govfeed.schema import iso, migrate, schema_version, utc_now
+
+BUSY_TIMEOUT_MS = 10_000
+RAW_COMPRESSION = "zlib"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    """The messages-table columns the pipeline fills in for one message."""
+
+    sha256: str
+    mailbox: str
+    source: str
+    size: int
+    status: str
+    folder: str | None = None
+    uid: int | None = None
+    uidvalidity: int | None = None
+    message_id: str | None = None
+    from_name: str | None = None
+    from_address: str | None = None
+    reply_to: str | None = None
+    to_address: str | None = None
+    subscriber: str | None = None
+    list_unsubscribe: str | None = None
+    subject: str | None = None
+    sent_at: str | None = None
+    received_at: str | None = None
+    auth: str | None = None
+    error: str | None = None
+    defects: str | None = None
+    attachments: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SavedRelease:
+    release_id: int
+    created: bool  # a release never seen before
+    new_version: bool  # an existing release whose content changed
+
+
+class Store:
+    """One connection to the govfeed database, migrated on open."""
+
+    def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        try:
+            if readonly:
+                uri = f"file:{self.path}?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if not readonly:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self.db = sqlite_utils.Database(conn)
+            if not readonly:
+                migrate(self.db)
+        except (sqlite3.Error, OSError) as err:
+            raise StoreError(f"cannot open database {self.path}: {err}") from err
+        self.conn = conn
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return schema_version(self.db)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT: take the write lock up front, roll back on any error."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def checkpoint(self) -> None:
+        """Truncate the WAL so readers such as Datasette cannot let it grow without bound."""
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # -- messages ------------------------------------------------------------------------
+
+    def find_message_by_sha256(self, sha256: str) -> int | None:
+        row = self.conn.execute("select id from messages where sha256 = ?", (sha256,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def find_message_by_message_id(self, message_id: str) -> tuple[int, int | None] | None:
+        """The first stored message with this Message-ID: (its id, its release id)."""
+        row = self.conn.execute(
+            "select id, release_id from messages where message_id = ? and status != 'duplicate'"
+            " order by id limit 1",
+            (message_id,),
+        ).fetchone()
+        return None if row is None else (int(row[0]), row[1])
+
+    def insert_message(self, row: MessageRow, raw: bytes) -> int:
+        """Store the message row and its raw bytes (compressed); return the row id."""
+        values = asdict(row)
+        values["imported_at"] = utc_now()
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        cursor = self.conn.execute(
+            f"insert into messages ({columns}) values ({marks})",  # noqa: S608 - fixed column names
+            tuple(values.values()),
+        )
+        pk = int(cursor.lastrowid or 0)
+        self.conn.execute(
+            "insert into raw_messages (message_pk, compression, size, data) values (?, ?, ?, ?)",
+            (pk, RAW_COMPRESSION, len(raw), zlib.compress(raw, 6)),
+        )
+        return pk
+
+    def update_message(self, pk: int, **values: Any) -> None:
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        self.conn.execute(
+            f"update messages set {assignments} where id = ?",  # noqa: S608 - caller's column names
+            (*values.values(), pk),
+        )
+
+    def read_raw(self, pk: int) -> bytes:
+        row = self.conn.execute(
+            "select compression, data from raw_messages where message_pk = ?", (pk,)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"message {pk} has no stored raw bytes")
+        compression, data = row
+        return zlib.decompress(data) if compression == RAW_COMPRESSION else bytes(data)
+
+    def iter_message_pks(self) -> Iterator[tuple[int, str, int | None]]:
+        """(id, status, duplicate_of) of every message, oldest first."""
+        last = 0
+        while True:
+            rows = self.conn.execute(
+                "select id, status, duplicate_of from messages where id > ? order by id limit 500",
+                (last,),
+            ).fetchall()
+            if not rows:
+                return
+            for pk, status, duplicate_of in rows:
+                yield int(pk), str(status), duplicate_of
+            last = int(rows[-1][0])
+
+    # -- releases ------------------------------------------------------------------------
+
+    def find_release(self, keys: tuple[str, ...]) -> int | None:
+        """The release known by the first of `keys` that is known at all."""
+        for key in keys:
+            row = self.conn.execute(
+                "select release_id from release_keys where key = ?", (key,)
+            ).fetchone()
+            if row is not None:
+                return int(row[0])
+        return None
+
+    def save_release(
+        self,
+        release: Release,
+        *,
+        keys: tuple[str, ...],
+        lookup: tuple[str, ...],
+        content_hash: str,
+        message_pk: int,
+        sent_at: str | None,
+        status: str,
+        reuse_id: int | None = None,
+    ) -> SavedRelease:
+        """Create the release or record one more message of it (and a version if changed).
+
+        `lookup` are the keys that may match a known release; all of `keys` are recorded.
+        """
+        now = utc_now()
+        release_id = self.find_release(lookup)
+        created = False
+        if release_id is not None:
+            self._touch_release(release_id, release, content_hash, sent_at, now)
+        elif reuse_id is not None and self.unclaimed(reuse_id):
+            release_id = reuse_id  # reparse: the release keeps its id
+            self._revive_release(release_id, release, content_hash, sent_at)
+        else:
+            release_id = self._insert_release(release, content_hash, sent_at, status, now)
+            created = True
+        for key in keys:
+            self.conn.execute(
+                "insert or ignore into release_keys (key, release_id) values (?, ?)",
+                (key, release_id),
+            )
+        new_version = self._add_version(release_id, release, content_hash, message_pk, sent_at, now)
+        return SavedRelease(release_id, created, new_version and not created)
+
+    def _insert_release(
+        self,
+        release: Release,
+        content_hash: str,
+        sent_at: str | None,
+        status: str,
+        now: str,
+    ) -> int:
+        values = _release_columns(release)
+        values.update(
+            status=status,
+            first_seen_at=now,
+            last_seen_at=now,
+            latest_sent_at=sent_at,
+            message_count=1,
+            version_count=1,
+            content_hash=content_hash,
+        )
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        cursor = self.conn.execute(
+            f"insert into releases ({columns}) values ({marks})",  # noqa: S608 - fixed column names
+            tuple(values.values()),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def _touch_release(
+        self, release_id: int, release: Release, content_hash: str, sent_at: str | None, now: str
+    ) -> None:
+        """One more message of a known release; its content wins if it is the newest mail."""
+        row = self.conn.execute(
+            "select latest_sent_at from releases where id = ?", (release_id,)
+        ).fetchone()
+        latest = row[0] if row else None
+        self.conn.execute(
+            "update releases set message_count = message_count + 1, last_seen_at = ? where id = ?",
+            (now, release_id),
+        )
+        if latest is not None and sent_at is not None and sent_at < latest:
+            return  # an older copy arrived late: the release keeps showing the newer one
+        values = _release_columns(release)
+        values.update(latest_sent_at=sent_at or latest, content_hash=content_hash)
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        self.conn.execute(
+            f"update releases set {assignments} where id = ?",  # noqa: S608 - fixed column names
+            (*values.values(), release_id),
+        )
+
+    def _revive_release(
+        self, release_id: int, release: Release, content_hash: str, sent_at: str | None
+    ) -> None:
+        values = _release_columns(release)
+        values.update(
+            message_count=1, version_count=0, latest_sent_at=sent_at, content_hash=content_hash
+        )
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        self.conn.execute(
+            f"update releases set {assignments} where id = ?",  # noqa: S608 - fixed column names
+            (*values.values(), release_id),
+        )
+
+    def _add_version(
+        self,
+        release_id: int,
+        release: Release,
+        content_hash: str,
+        message_pk: int,
+        sent_at: str | None,
+        now: str,
+    ) -> bool:
+        cursor = self.conn.execute(
+            "insert or ignore into release_versions (release_id, version, content_hash, title,"
+            " release_date, url, body_text, body_html, message_pk, sent_at, seen_at)"
+            " select ?, coalesce(max(version), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+            " from release_versions where release_id = ?",
+            (
+                release_id,
+                content_hash,
+                release.title,
+                release.release_date,
+                release.url,
+                release.body_text,
+                release.body_html,
+                message_pk,
+                sent_at,
+                now,
+                release_id,
+            ),
+        )
+        if cursor.rowcount != 1:
+            return False
+        self.conn.execute(
+            "update releases set version_count = (select count(*) from release_versions"
+            " where release_id = ?) where id = ?",
+            (release_id, release_id),
+        )
+        return True
+
+    # -- reparse support -----------------------------------------------------------------
+
+    def reset_release_links(self) -> None:
+        """Forget how messages map to releases, keeping the release rows (and their ids)."""
+        self.conn.execute("delete from release_keys")
+        self.conn.execute("delete from release_versions")
+        self.conn.execute("update releases set message_count = 0, latest_sent_at = null")
+        self.conn.execute("update messages set release_id = null")
+
+    def unclaimed(self, release_id: int) -> bool:
+        """True for a release row that no message has claimed yet in this reparse."""
+        row = self.conn.execute(
+            "select message_count from releases where id = ?", (release_id,)
+        ).fetchone()
+        return row is not None and int(row[0]) == 0
+
+    def drop_unclaimed_releases(self) -> int:
+        """Delete releases no message points at any more; return how many."""
+        cursor = self.conn.execute("delete from releases where message_count = 0")
+        self.conn.execute(
+            "update messages set release_id = (select o.release_id from messages o"
+            " where o.id = messages.duplicate_of) where status = 'duplicate'"
+        )
+        return cursor.rowcount
+
+    # -- mailbox cursor ------------------------------------------------------------------
+
+    def save_cursor(self, mailbox: str, folder: str, uidvalidity: int, last_uid: int) -> None:
+        now = utc_now()
+        self.conn.execute(
+            "insert into mailbox_state (mailbox, folder, uidvalidity, last_uid, last_poll_at,"
+            " last_success_at, last_error) values (?, ?, ?, ?, ?, ?, null)"
+            " on conflict (mailbox, folder) do update set uidvalidity = excluded.uidvalidity,"
+            " last_uid = excluded.last_uid, last_poll_at = excluded.last_poll_at,"
+            " last_success_at = excluded.last_success_at, last_error = null",
+            (mailbox, folder, uidvalidity, last_uid, now, now),
+        )
+
+    def load_cursor(self, mailbox: str, folder: str) -> tuple[int | None, int]:
+        """(uidvalidity, last_uid) for a folder; (None, 0) before the first sync."""
+        row = self.conn.execute(
+            "select uidvalidity, last_uid from mailbox_state where mailbox = ? and folder = ?",
+            (mailbox, folder),
+        ).fetchone()
+        if row is None:
+            return None, 0
+        return row[0], int(row[1] or 0)
+
+    def save_poll_error(self, mailbox: str, folder: str, error: str) -> None:
+        self.conn.execute(
+            "insert into mailbox_state (mailbox, folder, last_poll_at, last_error)"
+            " values (?, ?, ?, ?) on conflict (mailbox, folder) do update set"
+            " last_poll_at = excluded.last_poll_at, last_error = excluded.last_error",
+            (mailbox, folder, utc_now(), error[:500]),
+        )
+
+
+def _release_columns(release: Release) -> dict[str, Any]:
+    return {
+        "title": release.title,
+        "release_type": release.release_type,
+        "release_date": release.release_date,
+        "release_date_source": release.release_date_source,
+        "agency": release.agency,
+        "account_code": release.account_code,
+        "bulletin_id": release.bulletin_id,
+        "url": release.url,
+        "body_text": release.body_text,
+        "body_html": release.body_html,
+        "links": json.dumps([{"url": link.url, "text": link.text} for link in release.links]),
+        "profile": release.profile,
+    }
+
+
+__all__ = ["MessageRow", "SavedRelease", "Store", "iso"]

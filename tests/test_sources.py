@@ -1,0 +1,56 @@
+"""open_sources: .eml files, mbox files, Maildirs and folders of .eml; clear errors."""
+
+from __future__ import annotations
+
+import mailbox
+from pathlib import Path
+
+from govfeed.sources import open_sources
+
+MAIL = b"From: a@b.gov\r\nSubject: one\r\nMessage-ID: <1@b>\r\n\r\nbody\r\n"
+
+
+def test_eml_mbox_maildir_and_folder(tmp_path: Path) -> None:
+    eml = tmp_path / "one.eml"
+    eml.write_bytes(MAIL)
+    box = mailbox.mbox(tmp_path / "two.mbox")
+    box.add(MAIL)
+    box.add(MAIL.replace(b"one", b"two"))
+    box.close()
+    maildir = mailbox.Maildir(tmp_path / "md")
+    maildir.add(MAIL)
+    folder = tmp_path / "folder" / "sub"
+    folder.mkdir(parents=True)
+    (folder / "x.eml").write_bytes(MAIL)
+
+    sources, problems = open_sources(
+        [eml, tmp_path / "two.mbox", tmp_path / "md", tmp_path / "folder"]
+    )
+
+    assert problems == []
+    assert [(s.kind, s.count) for s in sources] == [
+        ("eml", 1),
+        ("mbox", 2),
+        ("maildir", 1),
+        ("folder", 1),
+    ]
+    messages = [raw for source in sources for raw in source.fetch()]
+    assert len(messages) == 5
+    assert messages[2].data.replace(b"\n", b"\r\n").rstrip().endswith(b"body")
+    assert b"Subject: two" in messages[2].data
+    assert messages[2].source.endswith("two.mbox#2")
+
+
+def test_missing_and_non_mail_paths_are_named_errors(tmp_path: Path) -> None:
+    picture = tmp_path / "photo.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    empty_dir = tmp_path / "empty"
+    empty_dir.mkdir()
+
+    sources, problems = open_sources([tmp_path / "nope.eml", picture, empty_dir])
+
+    assert sources == []
+    messages = [str(p) for p in problems]
+    assert messages[0] == f"{tmp_path / 'nope.eml'}: no such file or directory"
+    assert messages[1].startswith(f"{picture}: not a mail file")
+    assert messages[2].startswith(f"{empty_dir}: neither a Maildir")
