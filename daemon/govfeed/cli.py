@@ -6,6 +6,7 @@ one-line message and a non-zero exit code.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -13,13 +14,12 @@ from pathlib import Path
 
 import click
 
-from govfeed import __version__, pipeline
+from govfeed import __version__, pipeline, status
+from govfeed.config import Settings, load_settings
 from govfeed.errors import GovfeedError
 from govfeed.logs import LEVELS, configure_logging
 from govfeed.sources import open_sources
 from govfeed.store import Store
-
-DEFAULT_DB = Path("govfeed.db")
 
 
 @dataclass(frozen=True)
@@ -27,21 +27,13 @@ class Context:
     config: Path | None
     db: Path | None
 
+    def settings(self) -> Settings:
+        """The validated config (--config, else $GOVFEED_CONFIG, else defaults), --db applied."""
+        return load_settings(self.config, db_override=self.db)
+
     def database_path(self) -> Path:
         """--db, else the config's [database] path, else ./govfeed.db."""
-        if self.db is not None:
-            return self.db
-        config = self.config or _env_path("GOVFEED_CONFIG")
-        if config is not None:
-            from govfeed.config import load_settings
-
-            return load_settings(config).database.path
-        return DEFAULT_DB
-
-
-def _env_path(name: str) -> Path | None:
-    value = os.environ.get(name)
-    return Path(value) if value else None
+        return self.settings().database.path
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -133,6 +125,47 @@ def reparse(obj: Context) -> None:
     except GovfeedError as err:
         raise click.ClickException(str(err)) from err
     click.echo(summary.line())
+
+
+@cli.command(name="status")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--max-age",
+    type=click.FloatRange(min=1),
+    help="Seconds without a successful poll before a folder is stale"
+    " (default: 3 poll intervals of its mailbox).",
+)
+@click.pass_obj
+def status_(obj: Context, as_json: bool, max_age: float | None) -> None:
+    """Health of the database and of every configured mailbox folder.
+
+    Reads the database only, so it works whether the daemon runs or not. Exit status:
+    0 healthy, 1 degraded (a folder's last poll failed or none succeeded within the
+    window), 2 the config or the database is unusable.
+
+    \b
+    Example:
+        govfeed --config /etc/govfeed/govfeed.toml status --json
+    """
+    try:
+        settings = obj.settings()
+        watches = [
+            status.Watch(m.name, folder, max_age or status.STALE_INTERVALS * m.poll_interval)
+            for m in settings.mailboxes
+            for folder in m.folders
+        ]
+        report = status.collect_status(settings.database.path, watches)
+    except (GovfeedError, status.StatusError) as err:
+        if as_json:
+            click.echo(json.dumps({"healthy": False, "exit_code": 2, "error": str(err)}))
+        else:
+            click.echo(f"error: {err}", err=True)
+        sys.exit(status.UNUSABLE)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        click.echo(status.render_text(report))
+    sys.exit(report.exit_code)
 
 
 def main() -> None:

@@ -80,8 +80,8 @@ def _bodies(
     if charset_defect:
         plain, html = _decode_text_parts(message)
     else:
-        plain = [_repair_mojibake(part, message) for part in mp.text_plain]
-        html = [_repair_mojibake(part, message) for part in mp.text_html]
+        plain = [_repair_mojibake(_unescape_surrogates(p), message) for p in mp.text_plain]
+        html = [_repair_mojibake(_unescape_surrogates(p), message) for p in mp.text_html]
     return ("\n".join(plain) or None, "\n".join(html) or None)
 
 

@@ -145,11 +145,25 @@ def _link_release(
         summary.duplicates += 1
 
 
-def save_batch(store: Store, raws: Iterable[RawMessage], summary: Summary) -> None:
-    """Store a batch of messages in one transaction."""
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """How far a mailbox folder has been read: moved in the same transaction as its mail."""
+
+    mailbox: str
+    folder: str
+    uidvalidity: int
+    last_uid: int
+
+
+def save_batch(
+    store: Store, raws: Iterable[RawMessage], summary: Summary, cursor: Cursor | None = None
+) -> None:
+    """Store a batch of messages in one transaction, advancing `cursor` in it."""
     with store.transaction():
         for raw in raws:
             save_message(store, raw, summary)
+        if cursor is not None:
+            store.save_cursor(cursor.mailbox, cursor.folder, cursor.uidvalidity, cursor.last_uid)
 
 
 def import_sources(

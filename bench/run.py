@@ -1,0 +1,134 @@
+"""Import throughput and memory: `govfeed import` against a bare stdlib parse, one run.
+
+Makes an mbox of N unique DoD-style messages (~12 KB, multipart/alternative,
+quoted-printable) from examples/mailgen.py, then for each N:
+  - times a bare `email.message_from_bytes` pass over the same messages (the baseline),
+  - times `govfeed import` of the mbox into a fresh database in a child process and
+    reads its peak RSS from the kernel (wait4 rusage),
+and prints the figures side by side. Nothing here asserts a time: it prints.
+
+    .venv/bin/python bench/run.py                 # N = 10000 and 50000
+    .venv/bin/python bench/run.py --counts 2000   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import mailbox
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples"))
+
+import mailgen  # noqa: E402 - examples/ is not a package
+
+OUT = ROOT / "bench" / "out"
+SEQ = b"BENCHSEQ000000"  # replaced by a per-message number: unique ids, titles, bodies
+KINDS = ("release", "advisory", "transcript", "contract", "speech")
+
+
+def templates() -> list[bytes]:
+    """A few ~12 KB messages carrying the SEQ marker wherever identity lives."""
+    seq = SEQ.decode()
+    result = []
+    for number, kind in enumerate(KINDS):
+        result.append(
+            mailgen.dod_release(
+                kind=kind,
+                title=f"Benchmark {kind} {seq} on readiness",
+                message_id=f"<bench.{seq}.{number}@public.govdelivery.com>",
+                bulletin_id=f"2024072{number}.{seq}",
+                article_id=3800000 + number,
+                paragraphs=[f"Paragraph naming {seq} so every body differs."],
+                pad_to=12_000,
+            )
+        )
+    for data in result:
+        if data.count(SEQ) < 3:
+            raise SystemExit("bench: mailgen did not keep the SEQ marker in the message")
+    return result
+
+
+def make_corpus(count: int) -> Path:
+    path = OUT / f"corpus-{count}.mbox"
+    if path.exists():
+        return path
+    OUT.mkdir(parents=True, exist_ok=True)
+    bases = templates()
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as out:
+        for i in range(count):
+            data = bases[i % len(bases)].replace(SEQ, b"%014d" % i)
+            data = data.replace(b"\r\n", b"\n").replace(b"\nFrom ", b"\n>From ")
+            out.write(b"From MAILER-DAEMON Thu Jan  1 00:00:00 2024\n" + data + b"\n")
+    tmp.rename(path)
+    return path
+
+
+def bare_parse(path: Path) -> tuple[int, float]:
+    box = mailbox.mbox(path, create=False)
+    keys = list(box.iterkeys())
+    start = time.perf_counter()
+    for key in keys:
+        email.message_from_bytes(box.get_bytes(key))
+    elapsed = time.perf_counter() - start
+    box.close()
+    return len(keys), elapsed
+
+
+def govfeed_import(path: Path) -> tuple[float, int, str]:
+    db = OUT / f"{path.stem}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    govfeed = ROOT / ".venv" / "bin" / "govfeed"
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [
+            str(govfeed),
+            "--db",
+            str(db),
+            "--log-level",
+            "warning",
+            "import",
+            "--no-progress",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    assert proc.stdout is not None
+    summary = proc.stdout.read().decode().strip().splitlines()[-1]
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"bench: govfeed import failed: {summary}")
+    return elapsed, usage.ru_maxrss // 1024, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--counts", default="10000,50000", help="comma-separated corpus sizes")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.counts.split(",")]
+    print(f"govfeed bench on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    columns = ("messages", "import s", "import/s", "peak RSS", "bare/s")
+    print(" ".join(f"{c:>9}" for c in columns), f"{'ratio':>6}")
+    for count in counts:
+        path = make_corpus(count)
+        size = path.stat().st_size / count / 1024
+        parsed, bare_s = bare_parse(path)
+        elapsed, rss_mb, summary = govfeed_import(path)
+        rate, bare_rate = count / elapsed, parsed / bare_s
+        print(
+            f"{count:>9} {elapsed:>9.2f} {rate:>9.0f} {rss_mb:>7} MB"
+            f" {bare_rate:>9.0f} {bare_rate / rate:>5.1f}x"
+        )
+        print(f"{'':>9} ~{size:.1f} KB/message; govfeed: {summary}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,363 @@
+"""The IMAP source: one logged-in connection to one configured mailbox.
+
+Fetches raw bytes and IMAP facts (UIDs, UIDVALIDITY, INTERNALDATE) and nothing else: no
+parsing, no database. Every imapclient, socket and TLS failure leaves this module as
+`ImapError` (or `ImapAuthError` for rejected credentials), and no message carries a secret.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import ssl
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, date, datetime
+from types import TracebackType
+from typing import Any
+
+import structlog
+from imapclient import IMAPClient
+from imapclient.exceptions import CapabilityError, LoginError, ProtocolError
+
+from govfeed.config import MailboxSettings, Secret, read_secret
+from govfeed.errors import ConfigError, ImapAuthError, ImapError
+from govfeed.models import RawMessage
+
+log = structlog.get_logger(__name__)
+
+# RFC 2177: servers may drop an IDLE after 30 minutes; one wait never goes past 29.
+IDLE_MAX_SECONDS = 29 * 60
+_STORE_CHUNK = 500  # UIDs per STORE/COPY/MOVE command, to keep command lines short
+_NEW_MAIL = (b"EXISTS", b"RECENT")
+# What imapclient, imaplib, ssl and socket raise for a failed, refused or cut connection.
+_FAILURES = (imaplib.IMAP4.error, OSError, EOFError)
+# Those of them after which the connection is unusable (rather than a NO or BAD answer).
+_BROKEN = (imaplib.IMAP4.abort, ProtocolError, OSError, EOFError)
+
+
+class ImapSession:
+    """A connection to one mailbox; `with ImapSession(mailbox) as imap: ...`.
+
+    Folders are opened read-only (EXAMINE) unless a post-action needs to write. The socket
+    timeout of the mailbox settings applies to every command, the connection included.
+    """
+
+    def __init__(self, mailbox: MailboxSettings, secret: Secret | None = None) -> None:
+        self.mailbox = mailbox
+        self._secret = secret  # None: read_secret() at each connect
+        self._client: IMAPClient | None = None
+        self._selected: tuple[str, bool] | None = None  # (folder, readonly)
+        self._last_select: dict[bytes, Any] = {}
+        self._log = log.bind(mailbox=mailbox.name)
+
+    def __enter__(self) -> ImapSession:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- connection ----------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Connect (verified TLS unless the config says otherwise) and log in.
+
+        Raises ImapAuthError when the server rejects the credentials, ImapError when it
+        cannot be reached, times out or fails, ConfigError when the secret or CA file is
+        unusable. After an ImapError that broke the connection, `connected` is False:
+        `connect()` again (or open a new session)."""
+        m = self.mailbox
+        if m.security == "none" and not m.allow_plaintext:
+            raise ImapError(f"{self._where}: plaintext IMAP is not allowed for this mailbox")
+        self.close()
+        secret = self._secret or read_secret(m)
+        try:
+            context = ssl.create_default_context(cafile=m.ca_file)
+        except (OSError, ssl.SSLError) as err:
+            raise ConfigError(f"mailbox {m.name}: ca_file: cannot load {m.ca_file}: {err}") from err
+        with self._errors("connect"):
+            client = IMAPClient(
+                m.host,
+                m.port,
+                ssl=m.security == "imaps",
+                ssl_context=context if m.security == "imaps" else None,
+                timeout=m.timeout,
+            )
+        client.normalise_times = False  # INTERNALDATE with its offset, made UTC below
+        try:
+            if m.security == "starttls":
+                with self._errors("STARTTLS"):
+                    try:
+                        client.starttls(context)
+                    except CapabilityError as err:
+                        raise ImapError(f"{self._where}: the server offers no STARTTLS") from err
+            self._login(client, secret)
+        except BaseException:
+            _shutdown(client)
+            raise
+        self._client = client
+        self._selected = None
+        self._log.debug("imap_connected", host=m.host, port=m.port, security=m.security)
+
+    def _login(self, client: IMAPClient, secret: Secret) -> None:
+        value = secret.reveal()
+        try:
+            if secret.kind == "oauth2":
+                client.oauth2_login(self.mailbox.username, value)
+            else:
+                client.login(self.mailbox.username, value)
+        except LoginError as err:
+            text = _text(err).replace(value, "********")
+            # imapclient turns every failure during login into LoginError, a dropped
+            # connection included; and RFC 5530 UNAVAILABLE is no verdict on the password.
+            if isinstance(err.__context__, imaplib.IMAP4.abort) or "[UNAVAILABLE]" in text:
+                raise ImapError(f"{self._where}: login failed: {text}") from None
+            raise ImapAuthError(
+                f"{self._where}: login as {self.mailbox.username} rejected: {text}"
+            ) from None
+        except _FAILURES as err:
+            raise ImapError(f"{self._where}: login failed: {_describe(err)}") from None
+
+    def close(self) -> None:
+        """Log out; a connection that is already gone is just dropped."""
+        client, self._client, self._selected = self._client, None, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except _FAILURES:
+            _shutdown(client)
+
+    def _drop(self) -> None:
+        client, self._client, self._selected = self._client, None, None
+        if client is not None:
+            _shutdown(client)
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    @property
+    def tls_version(self) -> str | None:
+        """The TLS version in use ("TLSv1.3"), or None on a plaintext connection."""
+        sock = self._imap.socket()
+        return sock.version() if isinstance(sock, ssl.SSLSocket) else None
+
+    def has_idle(self) -> bool:
+        return self._has("IDLE")
+
+    def noop(self) -> None:
+        """Keep the connection alive during long work (and notice a dead one)."""
+        with self._errors("NOOP"):
+            self._imap.noop()
+
+    def list_folders(self) -> list[str]:
+        with self._errors("LIST"):
+            return [str(name) for _flags, _delimiter, name in self._imap.list_folders()]
+
+    # -- reading -------------------------------------------------------------------------
+
+    def folder_status(self, folder: str) -> tuple[int, int]:
+        """(UIDVALIDITY, UIDNEXT) of `folder`, from a fresh EXAMINE."""
+        response = self._select(folder, readonly=True, fresh=True)
+        try:
+            return int(response[b"UIDVALIDITY"]), int(response[b"UIDNEXT"])
+        except KeyError as err:
+            raise ImapError(f"{self._where}: {folder}: EXAMINE gave no {err.args[0]!r}") from None
+
+    def new_uids(self, folder: str, after_uid: int, since: date | None = None) -> list[int]:
+        """UIDs above `after_uid`, ascending; with `since`, only mail received on or after it."""
+        self._select(folder, readonly=True)
+        criteria: list[Any] = ["UID", f"{after_uid + 1}:*"]
+        if since is not None:
+            criteria += ["SINCE", since]
+        with self._errors(f"{folder}: UID SEARCH"):
+            found = self._imap.search(criteria)
+        # "n:*" always matches the highest UID, even when it is below n (RFC 3501 6.4.8).
+        return sorted(uid for uid in (int(u) for u in found) if uid > after_uid)
+
+    def fetch_batches(
+        self, folder: str, uids: Sequence[int], batch_size: int
+    ) -> Iterator[list[RawMessage]]:
+        """The messages `uids` in batches of at most `batch_size`, fetched with BODY.PEEK[]
+        (which leaves \\Seen alone). A UID expunged meanwhile is skipped."""
+        response = self._select(folder, readonly=True)
+        uidvalidity = int(response[b"UIDVALIDITY"])
+        source = f"imap:{self.mailbox.name}/{folder}"
+        size = max(batch_size, 1)
+        for start in range(0, len(uids), size):
+            chunk = list(uids[start : start + size])
+            with self._errors(f"{folder}: UID FETCH"):
+                fetched = self._imap.fetch(chunk, [b"BODY.PEEK[]", b"INTERNALDATE"])
+            batch = []
+            for uid in chunk:
+                item = fetched.get(uid)
+                data = None if item is None else item.get(b"BODY[]")
+                if data is None:
+                    self._log.warning("imap_message_vanished", folder=folder, uid=uid)
+                    continue
+                batch.append(
+                    RawMessage(
+                        data=bytes(data),
+                        source=source,
+                        mailbox=self.mailbox.name,
+                        folder=folder,
+                        uid=uid,
+                        uidvalidity=uidvalidity,
+                        received_at=_utc(item.get(b"INTERNALDATE")),
+                    )
+                )
+            yield batch
+
+    def idle_wait(self, folder: str, timeout: float, known_uidnext: int | None = None) -> bool:
+        """Wait in IDLE on `folder` until new mail (True) or `timeout` seconds pass (False).
+
+        With `known_uidnext`, mail that arrived before the IDLE began counts too (no race
+        between the last poll and this wait). The wait is capped at 29 minutes; renewing it
+        is the caller's loop. IDLE is always ended with DONE before this returns.
+        """
+        _uidvalidity, uidnext = self.folder_status(folder)
+        if known_uidnext is not None and uidnext > known_uidnext:
+            return True
+        if not self.has_idle():
+            raise ImapError(f"{self._where}: the server does not support IDLE")
+        deadline = time.monotonic() + min(timeout, IDLE_MAX_SECONDS)
+        client = self._imap
+        try:
+            with self._errors(f"{folder}: IDLE"):
+                client.idle()
+                new_mail = self._idle_until(client, deadline)
+                _message, responses = client.idle_done()
+        except ImapError:
+            self._drop()  # whatever broke, never leave a connection half in IDLE
+            raise
+        return new_mail or _has_new_mail(responses)
+
+    def _idle_until(self, client: IMAPClient, deadline: float) -> bool:
+        quiet_wakeups = 0
+        while (remaining := deadline - time.monotonic()) > 0:
+            responses = client.idle_check(timeout=remaining)
+            if _has_new_mail(responses):
+                return True
+            if any(len(r) > 0 and r[0] == b"BYE" for r in responses):
+                raise ImapError(f"{self._where}: the server ended the session during IDLE")
+            if not responses and deadline - time.monotonic() > 0.01:
+                # idle_check returns [] at once, forever, when the server has closed the
+                # connection (it swallows EOF: mjs/imapclient#565). Three in a row: gone.
+                quiet_wakeups += 1
+                if quiet_wakeups >= 3:
+                    raise ImapError(f"{self._where}: the connection closed during IDLE")
+            else:
+                quiet_wakeups = 0
+        return False
+
+    # -- post-actions (after the commit): these need a read-write SELECT -----------------
+
+    def mark_seen(self, folder: str, uids: Sequence[int]) -> None:
+        self._select(folder, readonly=False)
+        for chunk in _chunks(uids):
+            with self._errors(f"{folder}: UID STORE"):
+                self._imap.add_flags(chunk, [b"\\Seen"], silent=True)
+
+    def move(self, folder: str, uids: Sequence[int], target: str) -> None:
+        """Move `uids` to `target` (created when missing): MOVE where the server has it,
+        else COPY, flag \\Deleted and expunge (only these UIDs when it has UIDPLUS)."""
+        self._select(folder, readonly=False)
+        with self._errors(f"{folder}: CREATE {target}"):
+            if not self._imap.folder_exists(target):
+                self._imap.create_folder(target)
+        for chunk in _chunks(uids):
+            with self._errors(f"{folder}: MOVE to {target}"):
+                if self._has("MOVE"):
+                    self._imap.move(chunk, target)
+                    continue
+                self._imap.copy(chunk, target)
+                self._imap.add_flags(chunk, [b"\\Deleted"], silent=True)
+                if self._has("UIDPLUS"):
+                    self._imap.uid_expunge(chunk)
+                else:
+                    self._imap.expunge()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @property
+    def _imap(self) -> IMAPClient:
+        if self._client is None:
+            raise ImapError(f"{self._where}: not connected")
+        return self._client
+
+    @property
+    def _where(self) -> str:
+        m = self.mailbox
+        return f"{m.name} ({m.host}:{m.port})"
+
+    def _has(self, capability: str) -> bool:
+        with self._errors("CAPABILITY"):
+            return bool(self._imap.has_capability(capability))
+
+    def _select(self, folder: str, *, readonly: bool, fresh: bool = False) -> dict[bytes, Any]:
+        """SELECT/EXAMINE `folder` unless it is open already in a mode that will do."""
+        # A read-write SELECT serves reads too: BODY.PEEK[] never sets \Seen.
+        open_ok = self._selected in ((folder, readonly), (folder, False))
+        if open_ok and not fresh:
+            return self._last_select
+        command = "EXAMINE" if readonly else "SELECT"
+        with self._errors(f"{folder}: {command}"):
+            self._selected = None
+            response: dict[bytes, Any] = self._imap.select_folder(folder, readonly=readonly)
+        self._selected = (folder, readonly)
+        self._last_select = response
+        return response
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Turn imapclient/socket/TLS failures into ImapError naming the server and action."""
+        try:
+            yield
+        except ImapError:
+            raise
+        except _FAILURES as err:
+            if isinstance(err, _BROKEN):
+                self._drop()
+            raise ImapError(f"{self._where}: {action}: {_describe(err)}") from err
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, TimeoutError):
+        return "timed out"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return f"certificate not trusted: {err.verify_message}"
+    return _text(err) or type(err).__name__
+
+
+def _text(err: BaseException) -> str:
+    text = str(err.args[0]) if len(err.args) == 1 else str(err)
+    if text.startswith(("b'", 'b"')):  # imapclient passes the server's bytes through str()
+        text = text[2:-1]
+    return text
+
+
+def _has_new_mail(responses: Iterable[tuple[Any, ...]]) -> bool:
+    return any(len(r) > 1 and r[1] in _NEW_MAIL and r[0] != 0 for r in responses)
+
+
+def _utc(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _chunks(uids: Sequence[int]) -> Iterator[list[int]]:
+    for start in range(0, len(uids), _STORE_CHUNK):
+        yield list(uids[start : start + _STORE_CHUNK])
+
+
+def _shutdown(client: IMAPClient) -> None:
+    with suppress(*_FAILURES):
+        client.shutdown()

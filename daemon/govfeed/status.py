@@ -1,0 +1,241 @@
+"""Health of a govfeed installation, read from its database only (no daemon socket).
+
+Works while the daemon runs and when it is down. Exit codes for monitors: 0 healthy,
+1 degraded (a folder's last poll failed, or no successful poll within the staleness
+window), 2 unusable (config or database).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from govfeed.schema import SCHEMA_VERSION, iso
+
+HEALTHY, DEGRADED, UNUSABLE = 0, 1, 2
+STALE_INTERVALS = 3  # default window: this many poll intervals without a success
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A folder the config says should be polled, and its staleness window in seconds."""
+
+    mailbox: str
+    folder: str
+    max_age: float
+
+
+@dataclass
+class FolderStatus:
+    mailbox: str
+    folder: str
+    configured: bool
+    uidvalidity: int | None
+    last_uid: int | None
+    last_poll_at: str | None
+    last_success_at: str | None
+    last_error: str | None
+    lag_seconds: float | None  # now - last success
+    messages: int
+    releases: int
+    newest_release_date: str | None
+    healthy: bool
+    problem: str | None
+
+
+@dataclass
+class Report:
+    database: str
+    database_bytes: int
+    schema_version: int
+    checked_at: str
+    messages_by_status: dict[str, int]
+    releases: int
+    releases_quarantined: int
+    quarantined: list[dict[str, Any]]
+    folders: list[FolderStatus] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return DEGRADED if self.problems else HEALTHY
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["healthy"] = not self.problems
+        data["exit_code"] = self.exit_code
+        return data
+
+
+class StatusError(Exception):
+    """The database cannot be read as a govfeed database (exit 2)."""
+
+
+def collect_status(path: Path, watches: list[Watch], *, now: datetime | None = None) -> Report:
+    """Read the database at `path` (read-only) and judge every watched folder."""
+    now = now or datetime.now(UTC)
+    if not path.is_file():
+        raise StatusError(f"database {path} does not exist")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn.execute("PRAGMA busy_timeout = 5000")
+        try:
+            return _report(conn, path, watches, now)
+        finally:
+            conn.close()
+    except sqlite3.Error as err:
+        raise StatusError(f"cannot read database {path}: {err}") from err
+
+
+def _report(conn: sqlite3.Connection, path: Path, watches: list[Watch], now: datetime) -> Report:
+    version = conn.execute("select max(version) from govfeed_migrations").fetchone()[0] or 0
+    by_status = dict(conn.execute("select status, count(*) from messages group by status"))
+    releases, quarantined = conn.execute(
+        "select count(*), count(*) filter (where status = 'quarantined') from releases"
+    ).fetchone()
+    held = [
+        {"id": row[0], "title": row[1], "agency": row[2], "release_date": row[3]}
+        for row in conn.execute(
+            "select id, title, agency, release_date from releases where status = 'quarantined'"
+            " order by id desc limit 20"
+        )
+    ]
+    report = Report(
+        database=str(path),
+        database_bytes=_size(path),
+        schema_version=int(version),
+        checked_at=iso(now) or "",
+        messages_by_status={str(k): int(v) for k, v in by_status.items()},
+        releases=int(releases),
+        releases_quarantined=int(quarantined),
+        quarantined=held,
+    )
+    if version > SCHEMA_VERSION:
+        report.problems.append(f"database schema {version} is newer than this govfeed")
+    report.folders = _folders(conn, watches, now)
+    report.problems.extend(f.problem for f in report.folders if f.problem)
+    return report
+
+
+def _folders(conn: sqlite3.Connection, watches: list[Watch], now: datetime) -> list[FolderStatus]:
+    rows = {
+        (row[0], row[1]): row
+        for row in conn.execute(
+            "select mailbox, folder, uidvalidity, last_uid, last_poll_at, last_success_at,"
+            " last_error from mailbox_state order by mailbox, folder"
+        )
+    }
+    windows = {(w.mailbox, w.folder): w.max_age for w in watches}
+    result = []
+    for key in sorted(set(rows) | set(windows)):
+        row = rows.get(key, (*key, None, None, None, None, None))
+        result.append(_folder(conn, row, windows.get(key), now))
+    return result
+
+
+def _folder(
+    conn: sqlite3.Connection, row: tuple[Any, ...], max_age: float | None, now: datetime
+) -> FolderStatus:
+    mailbox, folder, uidvalidity, last_uid, last_poll, last_success, last_error = row
+    messages, releases, newest = conn.execute(
+        "select count(*), count(distinct m.release_id), max(r.release_date) from messages m"
+        " left join releases r on r.id = m.release_id where m.mailbox = ? and m.folder = ?",
+        (mailbox, folder),
+    ).fetchone()
+    lag = (now - _parse(last_success)).total_seconds() if last_success else None
+    problem = None
+    if max_age is not None:  # only folders the config still watches are judged
+        if last_error:
+            problem = f"{mailbox}/{folder}: last poll failed: {last_error}"
+        elif lag is None:
+            problem = f"{mailbox}/{folder}: never polled successfully"
+        elif lag > max_age:
+            problem = f"{mailbox}/{folder}: no successful poll for {lag:.0f} s (> {max_age:.0f} s)"
+    return FolderStatus(
+        mailbox=mailbox,
+        folder=folder,
+        configured=max_age is not None,
+        uidvalidity=uidvalidity,
+        last_uid=last_uid,
+        last_poll_at=last_poll,
+        last_success_at=last_success,
+        last_error=last_error,
+        lag_seconds=lag,
+        messages=int(messages),
+        releases=int(releases),
+        newest_release_date=newest,
+        healthy=problem is None,
+        problem=problem,
+    )
+
+
+def render_text(report: Report) -> str:
+    """The human table for a terminal."""
+    lines = [
+        f"database  {report.database} ({report.database_bytes / 1e6:.1f} MB,"
+        f" schema {report.schema_version})",
+        "messages  "
+        + (", ".join(f"{k} {v}" for k, v in sorted(report.messages_by_status.items())) or "none"),
+        f"releases  {report.releases} ({report.releases_quarantined} quarantined)",
+    ]
+    if report.folders:
+        lines.append("")
+        header = (
+            "MAILBOX/FOLDER",
+            "LAST SUCCESS",
+            "LAG",
+            "MESSAGES",
+            "RELEASES",
+            "NEWEST",
+            "ERROR",
+        )
+        table = [header] + [_folder_cells(f) for f in report.folders]
+        widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
+        for r in table:
+            cells = [c.ljust(w) for c, w in zip(r, widths, strict=False)]
+            lines.append("  ".join([*cells, r[-1]]).rstrip())
+    for held in report.quarantined:
+        lines.append(f"quarantined release {held['id']}: {held['title']} ({held['agency']})")
+    lines.append("")
+    lines.append("status    " + ("healthy" if not report.problems else "DEGRADED"))
+    lines.extend(f"  - {problem}" for problem in report.problems)
+    return "\n".join(lines)
+
+
+def _folder_cells(f: FolderStatus) -> tuple[str, ...]:
+    lag = "-" if f.lag_seconds is None else _duration(f.lag_seconds)
+    error = (f.last_error or "")[:60]
+    return (
+        f"{f.mailbox}/{f.folder}",
+        f.last_success_at or "never",
+        lag,
+        str(f.messages),
+        str(f.releases),
+        f.newest_release_date or "-",
+        error,
+    )
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _size(path: Path) -> int:
+    total = 0
+    for suffix in ("", "-wal"):
+        candidate = Path(f"{path}{suffix}")
+        if candidate.exists():
+            total += candidate.stat().st_size
+    return total

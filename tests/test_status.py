@@ -1,0 +1,91 @@
+"""govfeed status: reads the database only; exit 0 healthy, 1 degraded, 2 unusable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from govfeed.cli import cli
+from govfeed.store import Store
+
+
+def write_config(tmp_path: Path, db: Path, poll_interval: int = 60) -> Path:
+    config = tmp_path / "govfeed.toml"
+    config.write_text(
+        f"""
+[database]
+path = "{db}"
+
+[[mailboxes]]
+name = "dod"
+host = "imap.example.org"
+username = "feeds@example.org"
+password_env = "GOVFEED_TEST_PASSWORD"
+folders = ["INBOX", "Archive"]
+poll_interval = {poll_interval}
+"""
+    )
+    return config
+
+
+def run(config: Path, *args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(cli, ["--config", str(config), "status", *args])
+
+
+def test_healthy_when_every_folder_polled_recently(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    with Store(db) as store:
+        store.save_cursor("dod", "INBOX", 7, 120)
+        store.save_cursor("dod", "Archive", 8, 3)
+    result = run(write_config(tmp_path, db), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["healthy"] is True
+    assert report["schema_version"] >= 1
+    inbox = next(f for f in report["folders"] if f["folder"] == "INBOX")
+    assert (inbox["uidvalidity"], inbox["last_uid"], inbox["last_error"]) == (7, 120, None)
+    assert 0 <= inbox["lag_seconds"] < 60
+
+
+def test_failed_poll_and_never_polled_folder_are_degraded(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    with Store(db) as store:
+        store.save_cursor("dod", "INBOX", 7, 120)
+        store.save_poll_error("dod", "INBOX", "login failed: authentication rejected")
+    result = run(write_config(tmp_path, db))
+    assert result.exit_code == 1
+    assert "DEGRADED" in result.output
+    assert "dod/INBOX: last poll failed: login failed" in result.output
+    assert "dod/Archive: never polled successfully" in result.output
+
+
+def test_stale_success_is_degraded_and_max_age_overrides_the_window(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    with Store(db) as store:
+        for folder in ("INBOX", "Archive"):
+            store.save_cursor("dod", folder, 7, 1)
+        store.conn.execute("update mailbox_state set last_success_at = '2020-01-01T00:00:00Z'")
+    config = write_config(tmp_path, db)
+    assert run(config).exit_code == 1
+    assert run(config, "--max-age", str(10 * 365 * 86400)).exit_code == 0
+
+
+@pytest.mark.parametrize("problem", ["missing", "not-sqlite"])
+def test_unusable_database_exits_2(tmp_path: Path, problem: str) -> None:
+    db = tmp_path / "g.db"
+    if problem == "not-sqlite":
+        db.write_bytes(b"this is no database" * 100)
+    result = run(write_config(tmp_path, db), "--json")
+    assert result.exit_code == 2
+    assert json.loads(result.output)["healthy"] is False
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[database]\npath = "x.db"\n[[mailboxes]]\nname = "dod"\nsecurity = "tls"\n')
+    result = run(config)
+    assert result.exit_code == 2
+    assert "security" in result.output
