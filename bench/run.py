@@ -1,7 +1,8 @@
 """Import throughput and memory: `govfeed import` against a bare stdlib parse, one run.
 
-Makes an mbox of N unique DoD-style messages (~12 KB, multipart/alternative,
-quoted-printable) from examples/mailgen.py, then for each N:
+Makes an mbox of N unique DoD-style messages (multipart/alternative, quoted-printable,
+about 20 KB: the realistic tracker links make them bigger than the 12 KB the issue
+asked for, so the figures are conservative) from examples/mailgen.py, then for each N:
   - times a bare `email.message_from_bytes` pass over the same messages (the baseline),
   - times `govfeed import` of the mbox into a fresh database in a child process and
     reads its peak RSS from the kernel (wait4 rusage),
@@ -20,6 +21,8 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,42 +31,39 @@ sys.path.insert(0, str(ROOT / "examples"))
 import mailgen  # noqa: E402 - examples/ is not a package
 
 OUT = ROOT / "bench" / "out"
-SEQ = b"BENCHSEQ000000"  # replaced by a per-message number: unique ids, titles, bodies
 KINDS = ("release", "advisory", "transcript", "contract", "speech")
+WORDS = ("readiness", "logistics", "training", "partners", "industry", "munitions", "space")
 
 
-def templates() -> list[bytes]:
-    """A few ~12 KB messages carrying the SEQ marker wherever identity lives."""
-    seq = SEQ.decode()
-    result = []
-    for number, kind in enumerate(KINDS):
-        result.append(
-            mailgen.dod_release(
-                kind=kind,
-                title=f"Benchmark {kind} {seq} on readiness",
-                message_id=f"<bench.{seq}.{number}@public.govdelivery.com>",
-                bulletin_id=f"2024072{number}.{seq}",
-                article_id=3800000 + number,
-                paragraphs=[f"Paragraph naming {seq} so every body differs."],
-                pad_to=12_000,
-            )
-        )
-    for data in result:
-        if data.count(SEQ) < 3:
-            raise SystemExit("bench: mailgen did not keep the SEQ marker in the message")
-    return result
+def one_message(i: int) -> bytes:
+    """Message i of the corpus: its own title, body, article, bulletin id and Message-ID."""
+    kind = KINDS[i % len(KINDS)]
+    word = WORDS[i % len(WORDS)]
+    return mailgen.dod_release(
+        kind=kind,
+        title=f"Department Update {i} on {word.title()} and Alliance Cooperation",
+        release_date=date(2024, 1, 1) + timedelta(days=i % 700),
+        paragraphs=[
+            f"Item {i}: the Department today announced progress on {word} with allies.",
+            "Officials said the effort strengthens deterrence and supports partners"
+            f" across the region, the {i % 97}th such update this year.",
+        ],
+        article_id=3_000_000 + i,
+        bulletin_id=f"2024{i % 12 + 1:02d}01.{100_000_000 + i}",
+        message_id=f"<bench.{i}.{100_000_000 + i}@public.govdelivery.com>",
+        subscriber=f"subscriber{i % 50}@example.org",
+    )
 
 
 def make_corpus(count: int) -> Path:
+    """An mbox of `count` unique messages, made once and kept in bench/out/."""
     path = OUT / f"corpus-{count}.mbox"
     if path.exists():
         return path
     OUT.mkdir(parents=True, exist_ok=True)
-    bases = templates()
     tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as out:
-        for i in range(count):
-            data = bases[i % len(bases)].replace(SEQ, b"%014d" % i)
+    with tmp.open("wb") as out, ProcessPoolExecutor() as pool:
+        for data in pool.map(one_message, range(count), chunksize=200):
             data = data.replace(b"\r\n", b"\n").replace(b"\nFrom ", b"\n>From ")
             out.write(b"From MAILER-DAEMON Thu Jan  1 00:00:00 2024\n" + data + b"\n")
     tmp.rename(path)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import mailbox
 from pathlib import Path
 
+import pytest
+
 from govfeed.sources import open_sources
 
 MAIL = b"From: a@b.gov\r\nSubject: one\r\nMessage-ID: <1@b>\r\n\r\nbody\r\n"
@@ -54,3 +56,25 @@ def test_missing_and_non_mail_paths_are_named_errors(tmp_path: Path) -> None:
     assert messages[0] == f"{tmp_path / 'nope.eml'}: no such file or directory"
     assert messages[1].startswith(f"{picture}: not a mail file")
     assert messages[2].startswith(f"{empty_dir}: neither a Maildir")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"From x\nA: 1\n\nbody\n\nFrom y\nB: 2\n\nFrom z\n\nFrom w\nC: 3\n\nno trailing newline",
+        b"From x\nA: 1\n\nline\nFrom  y\n>From q\n\n\nFrom z\nZ: 1\n\n\n",
+        b"From only\n",
+        b"From a\nS: big\n\n" + (b"x" * 999 + b"\n") * 3000 + b"\nFrom b\nS: 2\n\nend\n",
+    ],
+)
+def test_mbox_split_gives_the_same_bytes_as_the_stdlib(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "box.mbox"
+    path.write_bytes(content)
+    box = mailbox.mbox(path)
+    expected = [box.get_bytes(key) for key in box.iterkeys()]
+    box.close()
+
+    sources, _ = open_sources([path])
+
+    assert sources[0].count == len(expected)
+    assert [raw.data for raw in sources[0].fetch()] == expected

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 from govfeed.models import Release
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 # Web copies that name exactly one bulletin or article; other URLs (an agency's home
 # page, a topic page) are shared by many releases and are no identity.
 _CANONICAL_PATH = re.compile(r"/(?:article|bulletins?)/[^/]+", re.IGNORECASE)
@@ -29,8 +30,9 @@ def sha256_hex(data: bytes) -> str:
 
 def normalize_text(text: str) -> str:
     """Case-, accent-, punctuation- and whitespace-insensitive form of a text."""
-    folded = unicodedata.normalize("NFKD", text).casefold()
-    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    folded = text.casefold()
+    if not folded.isascii():
+        folded = _COMBINING.sub("", unicodedata.normalize("NFKD", folded))
     return " ".join(_NON_WORD.sub(" ", folded).split())
 
 

@@ -46,11 +46,15 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
     if not raw.data.strip(b"\x00\r\n\t "):
         raise ParseError("empty message: no headers and no body")
     try:
-        mp = mailparser.parse_from_bytes(raw.data)
+        message = email.message_from_bytes(raw.data)
+        headers = tuple((name, _decode_header(value)) for name, value in message.items())
+        # Trace headers are kept above; mail-parser would spend a third of its time
+        # parsing Received lines we never use, so it gets the message without them.
+        del message["Received"]
+        mp = mailparser.MailParser(message)
     except (MailParserError, RecursionError, LookupError, ValueError) as err:
         raise ParseError(f"mail-parser could not read the message: {err}") from err
-    message: email.message.Message = mp.message
-    if not message.keys():
+    if not headers:
         raise ParseError("no mail headers found")
     defects = _defects(mp)
     text, html = _bodies(mp, message, charset_defect="CharsetDecodeDefect" in defects)
@@ -61,7 +65,7 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
         to=_addresses(mp.to),
         reply_to=_addresses(mp.reply_to),
         sent_at=_utc(mp.date),
-        headers=tuple((name, _decode_header(value)) for name, value in message.items()),
+        headers=headers,
         text=text,
         html=html,
         attachments=_attachments(mp.attachments),

@@ -8,8 +8,7 @@ rolls back, so nothing is half-written.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -17,10 +16,9 @@ from typing import Any
 import structlog
 
 from govfeed import dedupe
-from govfeed.errors import GovfeedError, SourceError
-from govfeed.extract import extract_release
-from govfeed.models import Ignored, ParsedMessage, RawMessage, Release
-from govfeed.parse import parse_message
+from govfeed.analysis import Analysis, Analyzer, analyze, shared_analyzer
+from govfeed.errors import SourceError
+from govfeed.models import Ignored, RawMessage
 from govfeed.schema import iso, utc_now
 from govfeed.sources import Source
 from govfeed.store import MessageRow, Store
@@ -28,16 +26,6 @@ from govfeed.store import MessageRow, Store
 log = structlog.get_logger(__name__)
 
 BATCH_SIZE = 500
-_MAX_ERROR_CHARS = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Analysis:
-    """What parse and extract made of one message; pure data, safe to send between processes."""
-
-    fields: dict[str, Any]  # messages-table columns taken from the headers
-    result: Release | Ignored | None
-    error: str | None
 
 
 @dataclass
@@ -71,46 +59,33 @@ class Summary:
         }
 
 
-def analyze(raw: RawMessage) -> Analysis:
-    """Parse and extract one message, turning any failure into an error string."""
-    try:
-        parsed = parse_message(raw)
-    except Exception as err:  # noqa: BLE001 - per-message boundary: record, keep going
-        return Analysis({}, None, _error_text("parse", err))
-    fields = _header_fields(parsed)
-    try:
-        result = extract_release(parsed)
-    except Exception as err:  # noqa: BLE001 - per-message boundary: record, keep going
-        return Analysis(fields, None, _error_text("extract", err))
-    if isinstance(result, Release):
-        sender = result.sender
-        fields.update(
-            reply_to=sender.reply_to or fields.get("reply_to"),
-            list_unsubscribe=sender.list_unsubscribe,
-            subscriber=sender.subscriber,
-        )
-    return Analysis(fields, result, None)
+def known(store: Store, raw: RawMessage) -> bool:
+    """True when these exact bytes are stored already (nothing to analyze)."""
+    return store.find_message_by_sha256(dedupe.sha256_hex(raw.data)) is not None
 
 
-def save_message(store: Store, raw: RawMessage, summary: Summary) -> None:
-    """De-duplicate, analyze and store one message, inside the caller's transaction."""
+def save_message(
+    store: Store, raw: RawMessage, summary: Summary, analysis: Analysis | None = None
+) -> None:
+    """De-duplicate and store one analyzed message, inside the caller's transaction."""
     summary.read += 1
     sha256 = dedupe.sha256_hex(raw.data)
     if store.find_message_by_sha256(sha256) is not None:
         summary.duplicates += 1  # these exact bytes are stored already
         return
-    analysis = analyze(raw)
+    if analysis is None:
+        analysis = analyze(raw.data)
     row = _message_row(raw, sha256, analysis)
     message_id = analysis.fields.get("message_id")
     original = store.find_message_by_message_id(message_id) if message_id else None
     if original is not None:
-        pk = store.insert_message(row, raw.data)  # kept, but it adds nothing
+        pk = store.insert_message(row, raw.data, analysis.compressed)  # kept, but it adds nothing
         store.update_message(
             pk, status="duplicate", duplicate_of=original[0], release_id=original[1]
         )
         summary.duplicates += 1
         return
-    pk = store.insert_message(row, raw.data)
+    pk = store.insert_message(row, raw.data, analysis.compressed)
     _link_release(store, pk, analysis, summary)
 
 
@@ -156,12 +131,28 @@ class Cursor:
 
 
 def save_batch(
-    store: Store, raws: Iterable[RawMessage], summary: Summary, cursor: Cursor | None = None
+    store: Store,
+    raws: Sequence[RawMessage],
+    summary: Summary,
+    cursor: Cursor | None = None,
+    *,
+    analyzer: Analyzer | None = None,
 ) -> None:
     """Store a batch of messages in one transaction, advancing `cursor` in it."""
+    analyzer = analyzer or shared_analyzer()
+    analyzed = list(analyzer.stream(raws, skip=lambda r: known(store, r), expected=len(raws)))
+    _write(store, analyzed, summary, cursor)
+
+
+def _write(
+    store: Store,
+    analyzed: Iterable[tuple[RawMessage, Analysis | None]],
+    summary: Summary,
+    cursor: Cursor | None = None,
+) -> None:
     with store.transaction():
-        for raw in raws:
-            save_message(store, raw, summary)
+        for raw, analysis in analyzed:
+            save_message(store, raw, summary, analysis)
         if cursor is not None:
             store.save_cursor(cursor.mailbox, cursor.folder, cursor.uidvalidity, cursor.last_uid)
 
@@ -172,13 +163,16 @@ def import_sources(
     *,
     on_message: Callable[[], None] | None = None,
     batch_size: int = BATCH_SIZE,
+    analyzer: Analyzer | None = None,
 ) -> Summary:
     """Import every message of `sources`, a transaction per batch; never stops on bad mail."""
+    analyzer = analyzer or shared_analyzer()
     summary = Summary()
     for source in sources:
         messages = _safe_fetch(source, summary, on_message)
-        while batch := list(islice(messages, batch_size)):
-            save_batch(store, batch, summary)
+        stream = analyzer.stream(messages, skip=lambda r: known(store, r), expected=source.count)
+        while batch := list(islice(stream, batch_size)):
+            _write(store, batch, summary)
         store.checkpoint()
     log.info("import_finished", **summary.as_dict())
     return summary
@@ -216,35 +210,12 @@ def reparse(store: Store) -> Summary:
                 summary.duplicates += 1
                 continue
             summary.read += 1
-            analysis = analyze(RawMessage(data=store.read_raw(pk), source=f"message:{pk}"))
+            analysis = analyze(store.read_raw(pk))
             store.update_message(pk, **_reparse_fields(analysis))
             _link_release(store, pk, analysis, summary, reuse_id=previous.get(pk))
         dropped = store.drop_unclaimed_releases()
     log.info("reparse_finished", dropped_releases=dropped, **summary.as_dict())
     return summary
-
-
-def _header_fields(parsed: ParsedMessage) -> dict[str, Any]:
-    sender = parsed.from_
-    return {
-        "message_id": parsed.message_id,
-        "from_name": sender.name if sender else None,
-        "from_address": sender.address if sender else None,
-        "reply_to": ", ".join(a.address for a in parsed.reply_to) or None,
-        "to_address": ", ".join(a.address for a in parsed.to) or None,
-        "list_unsubscribe": parsed.header("List-Unsubscribe"),
-        "subject": parsed.subject or None,
-        "sent_at": iso(parsed.sent_at),
-        "defects": json.dumps(list(parsed.defects)) if parsed.defects else None,
-        "attachments": json.dumps(
-            [
-                {"filename": a.filename, "content_type": a.content_type, "size": a.size}
-                for a in parsed.attachments
-            ]
-        )
-        if parsed.attachments
-        else None,
-    }
 
 
 def _status(analysis: Analysis) -> tuple[str, str | None]:
@@ -277,8 +248,3 @@ def _message_row(raw: RawMessage, sha256: str, analysis: Analysis) -> MessageRow
 def _reparse_fields(analysis: Analysis) -> dict[str, Any]:
     status, error = _status(analysis)
     return {**analysis.fields, "status": status, "error": error}
-
-
-def _error_text(stage: str, err: Exception) -> str:
-    kind = "" if isinstance(err, GovfeedError) else f"{type(err).__name__}: "
-    return f"{stage}: {kind}{err}"[:_MAX_ERROR_CHARS]

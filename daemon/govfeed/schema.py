@@ -15,7 +15,7 @@ Migration = Callable[[sqlite_utils.Database], None]
 
 
 def _initial(db: sqlite_utils.Database) -> None:
-    db["releases"].create(
+    db.table("releases").create(
         {
             "id": int,
             "title": str,
@@ -42,20 +42,20 @@ def _initial(db: sqlite_utils.Database) -> None:
         not_null={"title", "release_type", "status", "message_count"},
         defaults={"status": "published", "message_count": 0, "version_count": 1},
     )
-    db["releases"].create_index(["release_date"])
-    db["releases"].create_index(["agency", "release_type"])
-    db["releases"].create_index(["bulletin_id"])
-    db["releases"].enable_fts(
+    db.table("releases").create_index(["release_date"])
+    db.table("releases").create_index(["agency", "release_type"])
+    db.table("releases").create_index(["bulletin_id"])
+    db.table("releases").enable_fts(
         ["title", "body_text"], fts_version="FTS5", create_triggers=True, tokenize="porter"
     )
     # Every identity a release is known by: bulletin id, canonical URL, content fingerprint.
-    db["release_keys"].create(
+    db.table("release_keys").create(
         {"key": str, "release_id": int},
         pk="key",
         foreign_keys=[("release_id", "releases", "id")],
     )
-    db["release_keys"].create_index(["release_id"])
-    db["release_versions"].create(
+    db.table("release_keys").create_index(["release_id"])
+    db.table("release_versions").create(
         {
             "id": int,
             "release_id": int,
@@ -73,8 +73,8 @@ def _initial(db: sqlite_utils.Database) -> None:
         pk="id",
         foreign_keys=[("release_id", "releases", "id")],
     )
-    db["release_versions"].create_index(["release_id", "content_hash"], unique=True)
-    db["messages"].create(
+    db.table("release_versions").create_index(["release_id", "content_hash"], unique=True)
+    db.table("messages").create(
         {
             "id": int,
             "message_id": str,
@@ -107,18 +107,18 @@ def _initial(db: sqlite_utils.Database) -> None:
         not_null={"sha256", "status", "mailbox"},
         foreign_keys=[("release_id", "releases", "id"), ("duplicate_of", "messages", "id")],
     )
-    db["messages"].create_index(["sha256"], unique=True)
-    db["messages"].create_index(["message_id"])
-    db["messages"].create_index(["release_id"])
-    db["messages"].create_index(["status"])
-    db["messages"].create_index(["mailbox", "folder", "uidvalidity", "uid"])
+    db.table("messages").create_index(["sha256"], unique=True)
+    db.table("messages").create_index(["message_id"])
+    db.table("messages").create_index(["release_id"])
+    db.table("messages").create_index(["status"])
+    db.table("messages").create_index(["mailbox", "folder", "uidvalidity", "uid"])
     # Raw bytes live apart so the messages table stays light for Datasette.
-    db["raw_messages"].create(
+    db.table("raw_messages").create(
         {"message_pk": int, "compression": str, "size": int, "data": bytes},
         pk="message_pk",
         foreign_keys=[("message_pk", "messages", "id")],
     )
-    db["mailbox_state"].create(
+    db.table("mailbox_state").create(
         {
             "mailbox": str,
             "folder": str,
@@ -138,9 +138,9 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply every migration the database lacks; return the names applied."""
-    table = db["govfeed_migrations"]
+    table = db.table("govfeed_migrations")
     if not table.exists():
-        db["govfeed_migrations"].create(
+        db.table("govfeed_migrations").create(
             {"version": int, "name": str, "applied_at": str}, pk="version"
         )
     done = {
@@ -153,7 +153,7 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
             continue
         with db.atomic():
             migration(db)
-            db["govfeed_migrations"].insert(
+            db.table("govfeed_migrations").insert(
                 {"version": version, "name": name, "applied_at": utc_now()}
             )
         applied.append(name)
@@ -161,14 +161,14 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
-    if not db["govfeed_migrations"].exists():
+    if not db.table("govfeed_migrations").exists():
         return 0
     row = db.execute("select max(version) from govfeed_migrations").fetchone()
     return int(row[0] or 0)
 
 
 def utc_now() -> str:
-    return iso(datetime.now(UTC))
+    return iso(datetime.now(UTC)) or ""
 
 
 def iso(moment: datetime | None) -> str | None:

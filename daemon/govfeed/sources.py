@@ -6,11 +6,11 @@ becomes a `SourceError` naming it; the caller reports it and goes on with the re
 
 from __future__ import annotations
 
-import mailbox
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from govfeed.errors import SourceError
 from govfeed.models import RawMessage
@@ -18,6 +18,7 @@ from govfeed.models import RawMessage
 # The first line of a mail file: a header field ("Name: value") or an mbox "From " line.
 _HEADER_LINE = re.compile(rb"^(?:From |[\x21-\x39\x3b-\x7e]+:)")
 _SNIFF_BYTES = 4096
+_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,7 @@ def _classify(path: Path) -> Source:
         return Source(path, "folder", len(files))
     head = _read(path, _SNIFF_BYTES)
     if head.startswith(b"From "):
-        try:
-            box = mailbox.mbox(path, create=False)
-            count = len(box)
-            box.close()
-        except (OSError, mailbox.Error) as err:
-            raise SourceError(f"{path}: cannot read as mbox: {err}") from err
-        return Source(path, "mbox", count)
+        return Source(path, "mbox", _count_mbox(path))
     if not _HEADER_LINE.match(head.lstrip(b"\r\n")):
         raise SourceError(f"{path}: not a mail file (no header at the start)")
     return Source(path, "eml", 1)
@@ -88,15 +83,53 @@ def _message_files(path: Path, kind: str) -> list[Path]:
 
 
 def _fetch_mbox(path: Path) -> Iterator[RawMessage]:
+    """Split an mbox at its "From " lines, giving the bytes the stdlib's mailbox.mbox gives.
+
+    The stdlib builds its table of contents with a tell() per line, which costs more than
+    parsing the mail; searching 1 MB blocks for a newline + "From " gives the same bytes
+    (the From_ line dropped, the blank separator line before the next one removed,
+    ">From " left as stored) at C speed.
+    """
     try:
-        box = mailbox.mbox(path, create=False)
-        try:
-            for number, key in enumerate(box.iterkeys(), start=1):
-                yield RawMessage(data=box.get_bytes(key), source=f"{path}#{number}")
-        finally:
-            box.close()
-    except (OSError, mailbox.Error) as err:
-        raise SourceError(f"{path}: cannot read as mbox: {err}") from err
+        with path.open("rb") as handle:
+            for number, chunk in enumerate(_split_mbox(handle), start=1):
+                newline = chunk.find(b"\n")
+                body = chunk[newline + 1 :] if newline >= 0 else b""
+                if body.endswith(b"\n\n") or body == b"\n":
+                    body = body[:-1]
+                yield RawMessage(data=body, source=f"{path}#{number}")
+    except OSError as err:
+        raise SourceError(f"{path}: cannot read as mbox: {err.strerror or err}") from err
+
+
+def _split_mbox(handle: BinaryIO) -> Iterator[bytes]:
+    """Each message of the mbox, its From_ line included."""
+    buffer = handle.read(_BLOCK)
+    start = 0 if buffer.startswith(b"From ") else buffer.find(b"\nFrom ") + 1
+    if start == 0 and not buffer.startswith(b"From "):
+        return
+    searched = start
+    while start < len(buffer):
+        cut = buffer.find(b"\nFrom ", searched)
+        if cut == -1:
+            block = handle.read(_BLOCK)
+            if not block:
+                yield buffer[start:]
+                return
+            buffer = buffer[start:] + block  # keep only the unfinished message
+            searched = max(0, len(buffer) - len(block) - 6)
+            start = 0
+            continue
+        yield buffer[start : cut + 1]
+        start = searched = cut + 1
+
+
+def _count_mbox(path: Path) -> int:
+    try:
+        with path.open("rb") as handle:
+            return sum(1 for _ in _split_mbox(handle))
+    except OSError as err:
+        raise SourceError(f"{path}: cannot read as mbox: {err.strerror or err}") from err
 
 
 def _read(path: Path, limit: int = -1) -> bytes:

@@ -13,7 +13,7 @@ import sqlite3
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,16 @@ class MessageRow:
     error: str | None = None
     defects: str | None = None
     attachments: str | None = None
+
+
+_MESSAGE_FIELDS = tuple(f.name for f in fields(MessageRow))
+_INSERT_MESSAGE = "insert into messages ({}, imported_at) values ({}, ?)".format(  # noqa: S608
+    ", ".join(_MESSAGE_FIELDS), ", ".join("?" for _ in _MESSAGE_FIELDS)
+)
+
+
+def compress_raw(raw: bytes) -> bytes:
+    return zlib.compress(raw, 6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,20 +139,17 @@ class Store:
         ).fetchone()
         return None if row is None else (int(row[0]), row[1])
 
-    def insert_message(self, row: MessageRow, raw: bytes) -> int:
-        """Store the message row and its raw bytes (compressed); return the row id."""
-        values = asdict(row)
-        values["imported_at"] = utc_now()
-        columns = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        cursor = self.conn.execute(
-            f"insert into messages ({columns}) values ({marks})",  # noqa: S608 - fixed column names
-            tuple(values.values()),
-        )
+    def insert_message(self, row: MessageRow, raw: bytes, compressed: bytes | None = None) -> int:
+        """Store the message row and its raw bytes (compressed); return the row id.
+
+        `compressed` is `compress_raw(raw)` when the caller made it already (in a worker).
+        """
+        values = [getattr(row, name) for name in _MESSAGE_FIELDS]
+        cursor = self.conn.execute(_INSERT_MESSAGE, (*values, utc_now()))
         pk = int(cursor.lastrowid or 0)
         self.conn.execute(
             "insert into raw_messages (message_pk, compression, size, data) values (?, ?, ?, ?)",
-            (pk, RAW_COMPRESSION, len(raw), zlib.compress(raw, 6)),
+            (pk, RAW_COMPRESSION, len(raw), compressed or compress_raw(raw)),
         )
         return pk
 

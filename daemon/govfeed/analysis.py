@@ -1,0 +1,189 @@
+"""Parse + extract, the pure CPU-bound part of the pipeline, in worker processes.
+
+`analyze` turns raw bytes into an `Analysis` and never raises: this is the per-message
+error boundary for everything that reads the mail. `analyze_stream` runs it over a stream
+of messages in a small process pool with a bounded window of work in flight, so memory
+stays flat and the main process (reading, de-duplicating, writing SQLite) works while the
+workers parse. A worker that dies takes only its chunk down: those messages are recorded
+as failed and the pool is made anew.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from itertools import islice
+from typing import Any
+
+from govfeed.errors import GovfeedError
+from govfeed.extract import extract_release
+from govfeed.models import Ignored, ParsedMessage, RawMessage, Release
+from govfeed.parse import parse_message
+from govfeed.schema import iso
+from govfeed.store import compress_raw
+
+CHUNK = 32  # messages per task: big enough to amortise the inter-process hop
+MIN_PARALLEL = 2 * CHUNK  # fewer messages than this are analysed in-process
+_MAX_ERROR_CHARS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What parse and extract made of one message; pure data, picklable."""
+
+    fields: dict[str, Any]  # messages-table columns taken from the headers
+    result: Release | Ignored | None  # None after an error
+    error: str | None
+    compressed: bytes | None = None  # the raw bytes as stored, made here to spare the writer
+
+
+def analyze(data: bytes) -> Analysis:
+    """Parse and extract one message, turning any failure into an error string."""
+    analysis = _analyze(data)
+    return replace(analysis, compressed=compress_raw(data))
+
+
+def _analyze(data: bytes) -> Analysis:
+    try:
+        parsed = parse_message(RawMessage(data=data, source="analysis"))
+    except Exception as err:  # noqa: BLE001 - per-message boundary: record, keep going
+        return Analysis({}, None, _error_text("parse", err))
+    fields = _header_fields(parsed)
+    try:
+        result = extract_release(parsed)
+    except Exception as err:  # noqa: BLE001 - per-message boundary: record, keep going
+        return Analysis(fields, None, _error_text("extract", err))
+    if isinstance(result, Release):
+        sender = result.sender
+        fields.update(
+            reply_to=sender.reply_to or fields.get("reply_to"),
+            list_unsubscribe=sender.list_unsubscribe,
+            subscriber=sender.subscriber,
+        )
+    return Analysis(fields, result, None)
+
+
+def analyze_many(datas: list[bytes]) -> list[Analysis]:
+    return [analyze(data) for data in datas]
+
+
+def default_workers() -> int:
+    """One worker per core, at most 4: they share the cores with the writing main process."""
+    return max(1, min(4, (os.cpu_count() or 1)))
+
+
+class Analyzer:
+    """Runs `analyze` over streams, in a lazily started process pool when it pays."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = default_workers() if workers is None else workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def stream(
+        self,
+        raws: Iterable[RawMessage],
+        *,
+        skip: Callable[[RawMessage], bool] | None = None,
+        expected: int | None = None,
+    ) -> Iterator[tuple[RawMessage, Analysis | None]]:
+        """Yield (raw, analysis) in input order; analysis is None for raws `skip` accepts.
+
+        `expected` (the number of messages, when known) keeps small streams in-process.
+        """
+        if self.workers < 2 or (expected is not None and expected < MIN_PARALLEL):
+            for raw in raws:
+                yield raw, None if skip is not None and skip(raw) else analyze(raw.data)
+            return
+        yield from self._parallel(iter(raws), skip)
+
+    def _parallel(
+        self, raws: Iterator[RawMessage], skip: Callable[[RawMessage], bool] | None
+    ) -> Iterator[tuple[RawMessage, Analysis | None]]:
+        window: deque[tuple[list[RawMessage], list[bool], Future[list[Analysis]]]] = deque()
+        limit = 3 * self.workers  # chunks in flight: bounded memory, workers never idle
+        while True:
+            chunk = list(islice(raws, CHUNK))
+            if chunk:
+                skipped = [skip is not None and skip(raw) for raw in chunk]
+                todo = [raw.data for raw, s in zip(chunk, skipped, strict=True) if not s]
+                window.append((chunk, skipped, self._submit(todo)))
+            while window and (len(window) >= limit or not chunk):
+                yield from self._collect(*window.popleft())
+            if not chunk:
+                return
+
+    def _submit(self, datas: list[bytes]) -> Future[list[Analysis]]:
+        if self._pool is None:
+            # spawn, not fork: the daemon has threads (scheduler, IDLE) and an open database.
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        try:
+            return self._pool.submit(analyze_many, datas)
+        except BrokenProcessPool:
+            self.close()
+            return self._submit(datas)
+
+    def _collect(
+        self, chunk: list[RawMessage], skipped: list[bool], future: Future[list[Analysis]]
+    ) -> Iterator[tuple[RawMessage, Analysis | None]]:
+        try:
+            results = iter(future.result())
+        except BrokenProcessPool as err:
+            self.close()  # the next submit starts a fresh pool
+            failed = Analysis({}, None, _error_text("analysis", err))
+            results = iter([failed] * len(chunk))
+        for raw, was_skipped in zip(chunk, skipped, strict=True):
+            yield raw, None if was_skipped else next(results)
+
+
+_shared: Analyzer | None = None
+
+
+def shared_analyzer() -> Analyzer:
+    """The process-wide analyzer (one pool for imports and polls), closed at exit."""
+    global _shared
+    if _shared is None:
+        _shared = Analyzer()
+        atexit.register(_shared.close)
+    return _shared
+
+
+def _header_fields(parsed: ParsedMessage) -> dict[str, Any]:
+    sender = parsed.from_
+    attachments = [
+        {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+        for a in parsed.attachments
+    ]
+    return {
+        "message_id": parsed.message_id,
+        "from_name": sender.name if sender else None,
+        "from_address": sender.address if sender else None,
+        "reply_to": ", ".join(a.address for a in parsed.reply_to) or None,
+        "to_address": ", ".join(a.address for a in parsed.to) or None,
+        "list_unsubscribe": parsed.header("List-Unsubscribe"),
+        "subject": parsed.subject or None,
+        "sent_at": iso(parsed.sent_at),
+        "defects": _json_list(list(parsed.defects)),
+        "attachments": _json_list(attachments),
+    }
+
+
+def _json_list(items: list[Any]) -> str | None:
+    return json.dumps(items) if items else None
+
+
+def _error_text(stage: str, err: BaseException) -> str:
+    kind = "" if isinstance(err, GovfeedError) else f"{type(err).__name__}: "
+    return f"{stage}: {kind}{err}"[:_MAX_ERROR_CHARS]
