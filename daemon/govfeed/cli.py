@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
-from govfeed import __version__, pipeline, status
-from govfeed.config import Settings, load_settings
-from govfeed.errors import GovfeedError
+from govfeed import __version__, daemon, pipeline, status, sync
+from govfeed.config import MailboxSettings, Settings, load_settings
+from govfeed.errors import ConfigError, GovfeedError
 from govfeed.logs import LEVELS, configure_logging
 from govfeed.sources import open_sources
 from govfeed.store import Store
@@ -124,7 +124,7 @@ def reparse(obj: Context) -> None:
             summary = pipeline.reparse(store)
     except GovfeedError as err:
         raise click.ClickException(str(err)) from err
-    click.echo(summary.line())
+    click.echo(summary.reparse_line())
 
 
 @cli.command(name="status")
@@ -166,6 +166,107 @@ def status_(obj: Context, as_json: bool, max_age: float | None) -> None:
     else:
         click.echo(status.render_text(report))
     sys.exit(report.exit_code)
+
+
+@cli.command()
+@click.pass_obj
+def run(obj: Context) -> None:
+    """Run the daemon in the foreground: poll every mailbox on its schedule, and at once
+    when IMAP IDLE announces new mail.
+
+    SIGTERM or SIGINT let the batch being stored commit, then exit 0; SIGHUP reloads the
+    configuration (a bad one is logged and the old one kept). Under systemd Type=notify it
+    sends READY=1, WATCHDOG=1 and STOPPING=1. Exit status 2 if the config is unusable.
+
+    \b
+    Example:
+        govfeed --config /etc/govfeed/govfeed.toml run
+    """
+    try:
+        code = daemon.Daemon(obj.settings).run()
+    except ConfigError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except GovfeedError as err:
+        raise click.ClickException(str(err)) from err
+    sys.exit(code)
+
+
+@cli.command()
+@click.pass_obj
+def poll(obj: Context) -> None:
+    """Poll every configured mailbox once, then exit.
+
+    Prints one summary line per mailbox. Exit status: 0 every folder was polled, 1 a
+    mailbox or folder failed (its error is also kept for `govfeed status`), 2 the config is
+    unusable. SIGTERM or SIGINT stop it after the batch being stored is committed.
+
+    \b
+    Example:
+        govfeed --config govfeed.toml poll
+    """
+    try:
+        settings = obj.settings()
+        if not settings.mailboxes:
+            raise ConfigError(f"{settings.source or 'defaults'}: no [[mailboxes]] to poll")
+        results = daemon.poll_once(settings)
+    except ConfigError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except GovfeedError as err:
+        raise click.ClickException(str(err)) from err
+    for result in results:
+        click.echo(result.line())
+    sys.exit(0 if all(result.ok for result in results) else 1)
+
+
+@cli.command(name="check-config")
+@click.option("--connect", is_flag=True, help="Also log in to each mailbox and list its folders.")
+@click.pass_obj
+def check_config(obj: Context, connect: bool) -> None:
+    """Validate the configuration and show what it sets up, secrets hidden.
+
+    Prints the database and, per mailbox, the server, the folders and where the secret
+    comes from (never the secret itself). With --connect, logs in to each mailbox and
+    lists its folders. Exit status: 0 fine, 1 a mailbox could not be reached or lacks a
+    configured folder, 2 the configuration is invalid.
+
+    \b
+    Example:
+        govfeed --config /etc/govfeed/govfeed.toml check-config --connect
+    """
+    try:
+        settings = obj.settings()
+    except ConfigError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    click.echo(f"config    {settings.source or '(none: built-in defaults)'}")
+    click.echo(f"database  {settings.database.path}")
+    if not settings.mailboxes:
+        click.echo("mailboxes none: `run` and `poll` have nothing to do")
+    failed = False
+    for m in settings.mailboxes:
+        key, where = m.secret_source
+        click.echo(
+            f"mailbox   {m.name}: {m.username} at {m.host}:{m.port} ({m.security}),"
+            f" folders {', '.join(m.folders)}; secret from {key} {where}"
+        )
+        if connect:
+            failed = not _check_mailbox(m) or failed
+    sys.exit(1 if failed else 0)
+
+
+def _check_mailbox(mailbox: MailboxSettings) -> bool:
+    try:
+        found = sync.check_mailbox(mailbox)
+    except GovfeedError as err:
+        click.echo(f"          error: {err}")
+        return False
+    click.echo(f"          logged in; {len(found)} folders: {', '.join(found)}")
+    missing = [folder for folder in mailbox.folders if folder not in found]
+    if missing:
+        click.echo(f"          error: no such folder on the server: {', '.join(missing)}")
+    return not missing
 
 
 def main() -> None:

@@ -38,6 +38,8 @@ class Summary:
     duplicates: int = 0
     ignored: int = 0
     failed: int = 0
+    kept_releases: int = 0  # reparse: releases found again under their old id
+    dropped_releases: int = 0  # reparse: releases no message supports any more
     source_errors: list[str] = field(default_factory=list)
 
     def line(self) -> str:
@@ -45,6 +47,14 @@ class Summary:
             f"read {self.read}, new releases {self.new_releases}, "
             f"new versions {self.new_versions}, duplicates {self.duplicates}, "
             f"ignored {self.ignored}, failed {self.failed}"
+        )
+
+    def reparse_line(self) -> str:
+        return (
+            f"reparsed {self.read} messages: releases kept {self.kept_releases},"
+            f" new {self.new_releases}, dropped {self.dropped_releases};"
+            f" new versions {self.new_versions}, duplicates {self.duplicates},"
+            f" ignored {self.ignored}, failed {self.failed}"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -55,6 +65,8 @@ class Summary:
             "duplicates": self.duplicates,
             "ignored": self.ignored,
             "failed": self.failed,
+            "kept_releases": self.kept_releases,
+            "dropped_releases": self.dropped_releases,
             "source_errors": len(self.source_errors),
         }
 
@@ -81,7 +93,7 @@ def save_message(
     if original is not None:
         pk = store.insert_message(row, raw.data, analysis.compressed)  # kept, but it adds nothing
         store.update_message(
-            pk, status="duplicate", duplicate_of=original[0], release_id=original[1]
+            pk, status="duplicate", duplicate_of=original[0], release_id=original[1], error=None
         )
         summary.duplicates += 1
         return
@@ -112,7 +124,9 @@ def _link_release(
         reuse_id=reuse_id,
     )
     store.update_message(pk, release_id=saved.release_id)
-    if saved.created:
+    if saved.revived:
+        summary.kept_releases += 1
+    elif saved.created:
         summary.new_releases += 1
     elif saved.new_version:
         summary.new_versions += 1
@@ -213,8 +227,8 @@ def reparse(store: Store) -> Summary:
             analysis = analyze(store.read_raw(pk))
             store.update_message(pk, **_reparse_fields(analysis))
             _link_release(store, pk, analysis, summary, reuse_id=previous.get(pk))
-        dropped = store.drop_unclaimed_releases()
-    log.info("reparse_finished", dropped_releases=dropped, **summary.as_dict())
+        summary.dropped_releases = store.drop_unclaimed_releases()
+    log.info("reparse_finished", **summary.as_dict())
     return summary
 
 

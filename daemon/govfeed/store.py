@@ -70,6 +70,7 @@ class SavedRelease:
     release_id: int
     created: bool  # a release never seen before
     new_version: bool  # an existing release whose content changed
+    revived: bool = False  # reparse: the message's release from before, under its old id
 
 
 class Store:
@@ -213,12 +214,13 @@ class Store:
         """
         now = utc_now()
         release_id = self.find_release(lookup)
-        created = False
+        created = revived = False
         if release_id is not None:
             self._touch_release(release_id, release, content_hash, sent_at, now)
         elif reuse_id is not None and self.unclaimed(reuse_id):
             release_id = reuse_id  # reparse: the release keeps its id
             self._revive_release(release_id, release, content_hash, sent_at)
+            revived = True
         else:
             release_id = self._insert_release(release, content_hash, sent_at, status, now)
             created = True
@@ -228,7 +230,7 @@ class Store:
                 (key, release_id),
             )
         new_version = self._add_version(release_id, release, content_hash, message_pk, sent_at, now)
-        return SavedRelease(release_id, created, new_version and not created)
+        return SavedRelease(release_id, created, new_version and not (created or revived), revived)
 
     def _insert_release(
         self,
