@@ -111,3 +111,24 @@ def test_nothing_usable_raises_parse_error(data: bytes) -> None:
 def test_decode_bytes_never_fails() -> None:
     assert decode_bytes(b"\x81\x8d\xff", "utf-8")  # undefined in cp1252 too: replaced, not raised
     assert decode_bytes("é".encode(), "no-such-charset") == "é"
+
+
+def test_trimmed_mail_parser_reads_like_the_stock_one() -> None:
+    """parse.py skips work mail-parser does for properties govfeed never reads; the ones
+    it does read must not change, on every fixture."""
+    import email
+    from pathlib import Path
+
+    import mailparser
+
+    from govfeed.parse import _MailParser
+
+    data_dir = Path(__file__).parent / "data"
+    for path in sorted(data_dir.glob("**/*.eml")):
+        data = path.read_bytes()
+        stock = mailparser.parse_from_bytes(data)
+        ours = _MailParser(email.message_from_bytes(data))
+        for name in ("subject", "from_", "to", "reply_to", "date", "text_plain", "text_html"):
+            assert getattr(ours, name) == getattr(stock, name), (path.name, name)
+        assert ours.defects_categories == stock.defects_categories, path.name
+        assert len(ours.attachments) == len(stock.attachments), path.name

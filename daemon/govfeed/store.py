@@ -62,7 +62,8 @@ _INSERT_MESSAGE = "insert into messages ({}, imported_at) values ({}, ?)".format
 
 
 def compress_raw(raw: bytes) -> bytes:
-    return zlib.compress(raw, 6)
+    # Level 1: a third faster than the default 6 on bulletins, for ~10% more bytes.
+    return zlib.compress(raw, 1)
 
 
 @dataclass(frozen=True, slots=True)
