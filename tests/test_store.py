@@ -96,6 +96,7 @@ def test_fts_finds_releases(tmp_path: Path) -> None:
 
 def test_transaction_rolls_back_everything_on_error(tmp_path: Path) -> None:
     with Store(tmp_path / "g.db") as store:
+
         def failing_batch() -> None:
             with store.transaction():
                 save(store)
