@@ -20,8 +20,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
 WORKDIR /src
-# pyproject.toml names README.md as the package's readme, so the build needs it.
-COPY pyproject.toml README.md ./
+# pyproject.toml names README.md (readme) and LICENSE (license-files): the build needs both.
+COPY pyproject.toml README.md LICENSE ./
 COPY daemon ./daemon
 # `.` is this source tree; its dependencies are bounded by the ranges in pyproject.toml.
 # pip byte-compiles into the venv here, so the read-only runtime never writes .pyc files.
@@ -31,7 +31,7 @@ RUN /opt/venv/bin/pip install --no-cache-dir ".[site]"
 FROM python:${PYTHON_VERSION}-slim-bookworm
 LABEL org.opencontainers.image.title="govfeed" \
       org.opencontainers.image.description="Government mailing-list email to a searchable SQLite database" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="MIT"
 
 # A fixed UID/GID so a bind-mounted /data or secret file can be chowned to it in advance.
 ARG GOVFEED_UID=10001
