@@ -22,8 +22,12 @@ BASE = Release(
 )
 
 
+def fingerprint(release: Release) -> str:
+    return dedupe.identify(release).keys[-1]
+
+
 def test_keys_strongest_first() -> None:
-    keys = dedupe.release_keys(BASE)
+    keys = dedupe.identify(BASE).keys
     assert keys[0] == "bulletin:20240728.1"
     assert (
         keys[1]
@@ -56,17 +60,20 @@ def test_fingerprint_ignores_case_punctuation_and_spacing() -> None:
         title="JOINT  press release!",
         body_text="First   paragraph\n\n\nSecond paragraph",
     )
-    assert dedupe.fingerprint(noisy) == dedupe.fingerprint(BASE)
-    assert dedupe.fingerprint(replace(BASE, agency="Other")) != dedupe.fingerprint(BASE)
+    assert fingerprint(noisy) == fingerprint(BASE)
+    assert fingerprint(replace(BASE, agency="Other")) != fingerprint(BASE)
 
 
 def test_lookup_never_merges_bulletins_by_fingerprint_alone() -> None:
-    assert not any(k.startswith("fingerprint:") for k in dedupe.lookup_keys(BASE))
+    assert not any(k.startswith("fingerprint:") for k in dedupe.identify(BASE).lookup)
     no_id = replace(BASE, bulletin_id=None)
-    assert dedupe.lookup_keys(no_id)[-1].startswith("fingerprint:")
+    assert dedupe.identify(no_id).lookup[-1].startswith("fingerprint:")
 
 
 def test_content_hash_changes_with_the_body_only() -> None:
-    assert dedupe.content_hash(replace(BASE, bulletin_id="other")) == dedupe.content_hash(BASE)
+    assert (
+        dedupe.identify(replace(BASE, bulletin_id="other")).content_hash
+        == dedupe.identify(BASE).content_hash
+    )
     changed = replace(BASE, body_text=BASE.body_text + " Corrected.")
-    assert dedupe.content_hash(changed) != dedupe.content_hash(BASE)
+    assert dedupe.identify(changed).content_hash != dedupe.identify(BASE).content_hash

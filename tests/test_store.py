@@ -18,11 +18,12 @@ def save(store: Store, release=BASE, sent_at="2024-07-28T14:00:00Z", n=1):  # ty
     pk = store.insert_message(
         MessageRow(sha256=f"sha{n}", mailbox="import", source="t", size=3, status="stored"), b"raw"
     )
+    identity = dedupe.identify(release)
     return store.save_release(
         release,
-        keys=dedupe.release_keys(release),
-        lookup=dedupe.lookup_keys(release),
-        content_hash=dedupe.content_hash(release),
+        keys=identity.keys,
+        lookup=identity.lookup,
+        content_hash=identity.content_hash,
         message_pk=pk,
         sent_at=sent_at,
         status="published",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from govfeed.models import Release
@@ -52,44 +53,32 @@ def canonical_url(url: str | None) -> str | None:
     return urlunsplit(("https", host, parts.path.rstrip("/").lower(), "", ""))
 
 
-def fingerprint(release: Release) -> str:
-    material = "\x1f".join(
-        (
-            normalize_text(release.agency or ""),
-            normalize_text(release.title),
-            normalize_text(release.body_text),
-        )
-    )
-    return sha256_hex(material.encode("utf-8"))
+@dataclass(frozen=True, slots=True)
+class Identity:
+    keys: tuple[str, ...]  # every identity of the release, strongest first: all are recorded
+    lookup: tuple[str, ...]  # the ones that may match a release already stored
+    content_hash: str  # what makes two copies different versions: title, date and body
 
 
-def release_keys(release: Release) -> tuple[str, ...]:
-    """Every identity of `release`, strongest first."""
+def identify(release: Release) -> Identity:
+    """The release's keys and content hash, normalising its text once.
+
+    A release with a bulletin id is never merged into another by fingerprint alone: two
+    bulletins with the same words (a recurring notice) are two releases.
+    """
+    title = normalize_text(release.title)
+    body = normalize_text(release.body_text)
     keys = []
     if release.bulletin_id:
         keys.append(f"bulletin:{release.bulletin_id}")
     url = canonical_url(release.url)
     if url:
         keys.append(f"url:{url}")
-    keys.append(f"fingerprint:{fingerprint(release)}")
-    return tuple(keys)
+    fingerprint = _hash(normalize_text(release.agency or ""), title, body)
+    lookup = tuple(keys) if release.bulletin_id else (*keys, f"fingerprint:{fingerprint}")
+    keys.append(f"fingerprint:{fingerprint}")
+    return Identity(tuple(keys), lookup, _hash(title, release.release_date, body))
 
 
-def content_hash(release: Release) -> str:
-    """What makes two copies of a release different versions: title, date and body."""
-    material = "\x1f".join(
-        (normalize_text(release.title), release.release_date, normalize_text(release.body_text))
-    )
-    return sha256_hex(material.encode("utf-8"))
-
-
-def lookup_keys(release: Release) -> tuple[str, ...]:
-    """The keys that may match an existing release.
-
-    A release with a bulletin id is never merged into another by fingerprint alone: two
-    bulletins with the same words (a recurring notice) are two releases.
-    """
-    keys = release_keys(release)
-    if release.bulletin_id:
-        return tuple(key for key in keys if not key.startswith("fingerprint:"))
-    return keys
+def _hash(*parts: str) -> str:
+    return sha256_hex("\x1f".join(parts).encode("utf-8"))

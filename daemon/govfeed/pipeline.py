@@ -113,11 +113,12 @@ def _link_release(
     if isinstance(result, Ignored) or result is None:
         summary.ignored += 1
         return
+    identity = dedupe.identify(result)
     saved = store.save_release(
         result,
-        keys=dedupe.release_keys(result),
-        lookup=dedupe.lookup_keys(result),
-        content_hash=dedupe.content_hash(result),
+        keys=identity.keys,
+        lookup=identity.lookup,
+        content_hash=identity.content_hash,
         message_pk=pk,
         sent_at=analysis.fields.get("sent_at"),
         status="published",
