@@ -14,7 +14,7 @@ demo-db:
 	scripts/bootstrap site
 	mkdir -p demo
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
-	$(VENV)/bin/govfeed --db $(DEMO_DB) import examples/demo-maildir
+	$(VENV)/bin/govfeed --config config/demo.toml import examples/demo-maildir
 
 test: lint  ## lint, type-check and run every test (installs what is missing)
 	$(PY) -m pytest $(PYTEST_ARGS)

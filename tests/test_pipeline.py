@@ -17,7 +17,6 @@ import pytest
 from click.testing import CliRunner
 
 from govfeed import pipeline
-from govfeed.analysis import Analyzer
 from govfeed.cli import cli
 from govfeed.sources import open_sources
 from govfeed.store import Store
@@ -32,9 +31,21 @@ MALFORMED = sorted((DATA / "malformed").glob("*.eml"))
 EXPECTED = json.loads((DATA / "expected.json").read_text())
 
 
+# The fixtures were received by Gmail (their Authentication-Results say mx.google.com),
+# as in the demo; tests/test_auth.py covers the other policies.
+CONFIG = Path(__file__).parent.parent / "config" / "demo.toml"
+
+
 def import_paths(db: Path, *paths: Path) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["--db", str(db), "import", *map(str, paths)])
+    args = ["--config", str(CONFIG), "--db", str(db), "import", *map(str, paths)]
+    result = CliRunner().invoke(cli, args)
     return result.exit_code, result.stdout, result.stderr
+
+
+def reparse(db: Path) -> str:
+    result = CliRunner().invoke(cli, ["--config", str(CONFIG), "--db", str(db), "reparse"])
+    assert result.exit_code == 0, result.output
+    return result.stdout
 
 
 def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
@@ -115,8 +126,7 @@ def test_reparse_keeps_ids_and_is_idempotent(tmp_path: Path) -> None:
     import_paths(db, *GOOD, *MALFORMED)
     before = snapshot(db)
     for _ in range(2):
-        result = CliRunner().invoke(cli, ["--db", str(db), "reparse"])
-        assert result.exit_code == 0, result.output
+        reparse(db)
         assert snapshot(db) == before
 
 
@@ -130,10 +140,9 @@ def test_reparse_applies_an_improved_extraction(tmp_path: Path) -> None:
         conn.execute("delete from release_versions where release_id = 2")
         conn.execute("delete from releases where id = 2")
         conn.execute("update messages set release_id = 1 where id = 1")
-    result = CliRunner().invoke(cli, ["--db", str(db), "reparse"])
-    assert result.stdout.strip() == (
+    assert reparse(db).strip() == (
         "reparsed 2 messages: releases kept 1, new 1, dropped 0;"
-        " new versions 0, duplicates 0, ignored 0, failed 0"
+        " new versions 0, duplicates 0, ignored 0, failed 0, quarantined 0"
     )
     assert rows(
         db, "select id, title like 'Joint Press Release%', body_text != '' from releases"
@@ -164,8 +173,10 @@ def test_malformed_mail_is_all_stored_with_a_status(tmp_path: Path) -> None:
     stored = rows(db, "select source, status, error from messages order by id")
     assert [Path(source).name for source, _, _ in stored] == sorted(names)
     for source, status, error in stored:
-        assert status in {"stored", "failed", "ignored", "duplicate"}, source
-        assert (status == "failed") == (error is not None and not error.startswith("not a")), source
+        assert status in {"stored", "failed", "ignored", "duplicate", "quarantined"}, source
+        assert (status == "failed") == (
+            error is not None and error.startswith(("parse", "extract"))
+        ), source
     failed = [Path(s).name for s, status, _ in stored if status == "failed"]
     assert {"empty.eml", "nul-bytes.eml", "binary-junk.eml"} <= set(failed)
     assert f"failed {len(failed)}" in out
@@ -221,12 +232,74 @@ def test_worker_pool_and_in_process_give_the_same_database(tmp_path: Path) -> No
     for workers in (0, 2):
         db = tmp_path / f"w{workers}.db"
         sources, _ = open_sources([corpus])
-        analyzer = Analyzer(workers)
-        try:
-            with Store(db) as store:
-                summary = pipeline.import_sources(store, sources, analyzer=analyzer)
-        finally:
-            analyzer.close()
+        with Store(db) as store:
+            summary = pipeline.import_sources(store, sources, workers=workers)
         results[workers] = (summary.as_dict(), snapshot(db))
     assert results[0] == results[2]
     assert results[2][0]["new_releases"] >= 80 + 12
+
+
+def write_policy(tmp_path: Path, policy: str) -> Path:
+    config = tmp_path / f"{policy}.toml"
+    config.write_text(
+        f'[authentication]\ntrusted_authserv_ids = ["mx.google.com"]\nunauthenticated = "{policy}"\n'
+    )
+    return config
+
+
+def test_forged_government_mail_is_quarantined_then_released_after_review(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "g.db"
+    forged = DATA / "auth" / "dod-release-forged.eml"
+    code, out, _ = import_paths(db, forged)
+    assert code == 0
+    assert out.strip().endswith("quarantined 1")
+    [(release_id, status)] = rows(db, "select id, status from releases")
+    assert status == "quarantined"
+    [(message_status, error, auth)] = rows(
+        db, f"select status, error, auth from messages where release_id = {release_id}"
+    )
+    assert message_status == "quarantined"
+    assert error.startswith("quarantined: ")
+    assert not auth.startswith("pass")
+
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--db", str(db), "release", str(release_id)])
+    assert result.exit_code == 0, result.output
+    assert rows(db, f"select status from releases where id = {release_id}") == [("published",)]
+    again = runner.invoke(cli, ["--db", str(db), "release", str(release_id)])
+    assert again.exit_code == 1
+    assert "is published, not quarantined" in again.output
+
+
+def test_reject_policy_keeps_the_raw_mail_but_makes_no_release(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    config = write_policy(tmp_path, "reject")
+    forged = DATA / "auth" / "dod-release-forged.eml"
+    result = CliRunner().invoke(
+        cli, ["--config", str(config), "--db", str(db), "import", str(forged)]
+    )
+    assert result.exit_code == 0
+    assert rows(db, "select count(*) from releases") == [(0,)]
+    [(status, error)] = rows(db, "select status, error from messages")
+    assert status == "failed"
+    assert error.startswith("rejected: ")
+    assert rows(db, "select count(*) from raw_messages") == [(1,)]
+
+
+def test_unauthenticated_copy_never_changes_a_published_release(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    genuine = (DATA / "dod-release.eml").read_bytes()
+    # The same bulletin, altered, without the receiving server's verdict.
+    tampered = genuine.replace(b"Authentication-Results: mx.google.com", b"X-Old-Auth: mx").replace(
+        b"Message-ID: <", b"Message-ID: <tampered."
+    )
+    copy = tmp_path / "copy.eml"
+    copy.write_bytes(tampered.replace(b"Minister Shin", b"Minister Someone"))
+    import_paths(db, DATA / "dod-release.eml")
+    before = snapshot(db)["releases"]
+    code, out, _ = import_paths(db, copy)
+    assert code == 0
+    assert "quarantined 1" in out
+    assert snapshot(db)["releases"] == before

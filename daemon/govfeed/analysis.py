@@ -10,7 +10,6 @@ as failed and the pool is made anew.
 
 from __future__ import annotations
 
-import atexit
 import json
 import multiprocessing
 import os
@@ -22,6 +21,8 @@ from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
+from govfeed.auth import authenticate
+from govfeed.config import AuthenticationSettings
 from govfeed.errors import GovfeedError
 from govfeed.extract import extract_release
 from govfeed.models import Ignored, ParsedMessage, RawMessage, Release
@@ -38,19 +39,21 @@ _MAX_ERROR_CHARS = 1000
 class Analysis:
     """What parse and extract made of one message; pure data, picklable."""
 
-    fields: dict[str, Any]  # messages-table columns taken from the headers
+    fields: dict[str, Any]  # messages-table columns taken from the headers (and `auth`)
     result: Release | Ignored | None  # None after an error
     error: str | None
     compressed: bytes | None = None  # the raw bytes as stored, made here to spare the writer
+    action: str = "publish"  # the sender verdict's action: publish, quarantine or reject
+    auth_reason: str | None = None  # why the sender was not trusted, when it was not
 
 
-def analyze(data: bytes) -> Analysis:
-    """Parse and extract one message, turning any failure into an error string."""
-    analysis = _analyze(data)
+def analyze(data: bytes, policy: AuthenticationSettings) -> Analysis:
+    """Parse, extract and authenticate one message; any failure becomes an error string."""
+    analysis = _analyze(data, policy)
     return replace(analysis, compressed=compress_raw(data))
 
 
-def _analyze(data: bytes) -> Analysis:
+def _analyze(data: bytes, policy: AuthenticationSettings) -> Analysis:
     try:
         parsed = parse_message(RawMessage(data=data, source="analysis"))
     except Exception as err:  # noqa: BLE001 - per-message boundary: record, keep going
@@ -58,8 +61,18 @@ def _analyze(data: bytes) -> Analysis:
     fields = _header_fields(parsed)
     try:
         result = extract_release(parsed)
+        verdict = authenticate(
+            parsed.headers,
+            parsed.from_.address if parsed.from_ else None,
+            parsed.from_.name if parsed.from_ else None,
+            policy,
+            raw=data,
+            dkim_verify=policy.dkim_verify,
+            claims_government=isinstance(result, Release),
+        )
     except Exception as err:  # noqa: BLE001 - per-message boundary: record, keep going
         return Analysis(fields, None, _error_text("extract", err))
+    fields["auth"] = verdict.summary()
     if isinstance(result, Release):
         sender = result.sender
         fields.update(
@@ -67,11 +80,12 @@ def _analyze(data: bytes) -> Analysis:
             list_unsubscribe=sender.list_unsubscribe,
             subscriber=sender.subscriber,
         )
-    return Analysis(fields, result, None)
+    reason = None if verdict.action == "publish" else verdict.reason
+    return Analysis(fields, result, None, action=verdict.action, auth_reason=reason)
 
 
-def analyze_many(datas: list[bytes]) -> list[Analysis]:
-    return [analyze(data) for data in datas]
+def analyze_many(datas: list[bytes], policy: AuthenticationSettings) -> list[Analysis]:
+    return [analyze(data, policy) for data in datas]
 
 
 def default_workers() -> int:
@@ -82,8 +96,11 @@ def default_workers() -> int:
 class Analyzer:
     """Runs `analyze` over streams, in a lazily started process pool when it pays."""
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(
+        self, workers: int | None = None, policy: AuthenticationSettings | None = None
+    ) -> None:
         self.workers = default_workers() if workers is None else workers
+        self.policy = policy or AuthenticationSettings()
         self._pool: ProcessPoolExecutor | None = None
 
     def close(self) -> None:
@@ -104,7 +121,10 @@ class Analyzer:
         """
         if self.workers < 2 or (expected is not None and expected < MIN_PARALLEL):
             for raw in raws:
-                yield raw, None if skip is not None and skip(raw) else analyze(raw.data)
+                yield (
+                    raw,
+                    None if skip is not None and skip(raw) else analyze(raw.data, self.policy),
+                )
             return
         yield from self._parallel(iter(raws), skip)
 
@@ -130,7 +150,7 @@ class Analyzer:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
         try:
-            return self._pool.submit(analyze_many, datas)
+            return self._pool.submit(analyze_many, datas, self.policy)
         except BrokenProcessPool:
             self.close()
             return self._submit(datas)
@@ -146,18 +166,6 @@ class Analyzer:
             results = iter([failed] * len(chunk))
         for raw, was_skipped in zip(chunk, skipped, strict=True):
             yield raw, None if was_skipped else next(results)
-
-
-_shared: Analyzer | None = None
-
-
-def shared_analyzer() -> Analyzer:
-    """The process-wide analyzer (one pool for imports and polls), closed at exit."""
-    global _shared
-    if _shared is None:
-        _shared = Analyzer()
-        atexit.register(_shared.close)
-    return _shared
 
 
 def _header_fields(parsed: ParsedMessage) -> dict[str, Any]:

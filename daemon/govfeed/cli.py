@@ -78,7 +78,9 @@ def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None) -> Non
     """Import .eml files, mbox files and Maildir folders.
 
     Every message is stored raw, de-duplicated, and extracted into a release when it is
-    a bulletin. Prints one summary line; exits 1 if a path could not be read.
+    a bulletin; the sender is judged by the config's [authentication] rules (without a
+    config no server is trusted, so government mail is quarantined). Prints one summary
+    line; exits 1 if a path could not be read.
 
     \b
     Example:
@@ -90,14 +92,18 @@ def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None) -> Non
     total = sum(source.count for source in sources)
     show = sys.stderr.isatty() if progress is None else progress
     try:
-        with Store(obj.database_path()) as store:
+        settings = obj.settings()
+        with Store(settings.database.path) as store:
             if show and total:
                 with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
                     summary = pipeline.import_sources(
-                        store, sources, on_message=lambda: bar.update(1)
+                        store,
+                        sources,
+                        policy=settings.authentication,
+                        on_message=lambda: bar.update(1),
                     )
             else:
-                summary = pipeline.import_sources(store, sources)
+                summary = pipeline.import_sources(store, sources, policy=settings.authentication)
     except GovfeedError as err:
         raise click.ClickException(str(err)) from err
     for message in summary.source_errors:
@@ -120,11 +126,33 @@ def reparse(obj: Context) -> None:
         govfeed --db govfeed.db reparse
     """
     try:
-        with Store(obj.database_path()) as store:
-            summary = pipeline.reparse(store)
+        settings = obj.settings()
+        with Store(settings.database.path) as store:
+            summary = pipeline.reparse(store, settings)
     except GovfeedError as err:
         raise click.ClickException(str(err)) from err
     click.echo(summary.reparse_line())
+
+
+@cli.command(name="release")
+@click.argument("release_id", type=int)
+@click.pass_obj
+def release_(obj: Context, release_id: int) -> None:
+    """Publish a quarantined release after you have reviewed it.
+
+    A release is quarantined when its mail claimed a government sender that could not be
+    authenticated (see [authentication] in the config). `govfeed status` lists them.
+
+    \b
+    Example:
+        govfeed --config /etc/govfeed/govfeed.toml release 42
+    """
+    try:
+        with Store(obj.database_path()) as store, store.transaction():
+            messages = store.release_quarantined(release_id)
+    except GovfeedError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"release {release_id} published ({messages} message(s) released)")
 
 
 @cli.command(name="status")
@@ -182,6 +210,8 @@ def run(obj: Context) -> None:
     Example:
         govfeed --config /etc/govfeed/govfeed.toml run
     """
+    root = click.get_current_context().find_root()
+    configure_logging(root.params["log_level"], stream="stdout")  # a service's logs: stdout
     try:
         code = daemon.Daemon(obj.settings).run()
     except ConfigError as err:

@@ -89,6 +89,7 @@ class AuthenticationSettings(_Model):
     trusted_authserv_ids: tuple[str, ...] = ()
     unauthenticated: Policy = "quarantine"
     sender_domains: tuple[str, ...] = DEFAULT_SENDER_DOMAINS
+    dkim_verify: bool = False  # also verify DKIM signatures here (DNS lookups per message)
 
     @field_validator("trusted_authserv_ids", "sender_domains")
     @classmethod

@@ -16,7 +16,8 @@ from typing import Any
 import structlog
 
 from govfeed import dedupe
-from govfeed.analysis import Analysis, Analyzer, analyze, shared_analyzer
+from govfeed.analysis import Analysis, Analyzer, analyze
+from govfeed.config import AuthenticationSettings, Settings
 from govfeed.errors import SourceError
 from govfeed.models import Ignored, RawMessage
 from govfeed.schema import iso, utc_now
@@ -38,6 +39,7 @@ class Summary:
     duplicates: int = 0
     ignored: int = 0
     failed: int = 0
+    quarantined: int = 0  # messages whose sender was not authenticated (see auth.py)
     kept_releases: int = 0  # reparse: releases found again under their old id
     dropped_releases: int = 0  # reparse: releases no message supports any more
     source_errors: list[str] = field(default_factory=list)
@@ -47,6 +49,7 @@ class Summary:
             f"read {self.read}, new releases {self.new_releases}, "
             f"new versions {self.new_versions}, duplicates {self.duplicates}, "
             f"ignored {self.ignored}, failed {self.failed}"
+            + (f", quarantined {self.quarantined}" if self.quarantined else "")
         )
 
     def reparse_line(self) -> str:
@@ -54,7 +57,7 @@ class Summary:
             f"reparsed {self.read} messages: releases kept {self.kept_releases},"
             f" new {self.new_releases}, dropped {self.dropped_releases};"
             f" new versions {self.new_versions}, duplicates {self.duplicates},"
-            f" ignored {self.ignored}, failed {self.failed}"
+            f" ignored {self.ignored}, failed {self.failed}, quarantined {self.quarantined}"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -65,6 +68,7 @@ class Summary:
             "duplicates": self.duplicates,
             "ignored": self.ignored,
             "failed": self.failed,
+            "quarantined": self.quarantined,
             "kept_releases": self.kept_releases,
             "dropped_releases": self.dropped_releases,
             "source_errors": len(self.source_errors),
@@ -86,7 +90,7 @@ def save_message(
         summary.duplicates += 1  # these exact bytes are stored already
         return
     if analysis is None:
-        analysis = analyze(raw.data)
+        analysis = analyze(raw.data, AuthenticationSettings())
     row = _message_row(raw, sha256, analysis)
     message_id = analysis.fields.get("message_id")
     original = store.find_message_by_message_id(message_id) if message_id else None
@@ -113,6 +117,11 @@ def _link_release(
     if isinstance(result, Ignored) or result is None:
         summary.ignored += 1
         return
+    if analysis.action == "reject":
+        summary.failed += 1
+        log.warning("message_rejected", message_pk=pk, reason=analysis.auth_reason)
+        return
+    quarantined = analysis.action == "quarantine"
     identity = dedupe.identify(result)
     saved = store.save_release(
         result,
@@ -121,11 +130,17 @@ def _link_release(
         content_hash=identity.content_hash,
         message_pk=pk,
         sent_at=analysis.fields.get("sent_at"),
-        status="published",
+        status="quarantined" if quarantined else "published",
         reuse_id=reuse_id,
     )
-    store.update_message(pk, release_id=saved.release_id)
-    if saved.revived:
+    if not saved.held:
+        store.update_message(pk, release_id=saved.release_id)
+    if quarantined:
+        summary.quarantined += 1
+        log.warning("message_quarantined", message_pk=pk, reason=analysis.auth_reason)
+    if saved.held:
+        pass  # an unauthenticated copy of a published release changes nothing
+    elif saved.revived:
         summary.kept_releases += 1
     elif saved.created:
         summary.new_releases += 1
@@ -151,11 +166,11 @@ def save_batch(
     summary: Summary,
     cursor: Cursor | None = None,
     *,
-    analyzer: Analyzer | None = None,
+    policy: AuthenticationSettings | None = None,
 ) -> None:
-    """Store a batch of messages in one transaction, advancing `cursor` in it."""
-    analyzer = analyzer or shared_analyzer()
-    analyzed = list(analyzer.stream(raws, skip=lambda r: known(store, r), expected=len(raws)))
+    """Analyze (in-process) and store a batch in one transaction, advancing `cursor` in it."""
+    analyzer = Analyzer(workers=0, policy=policy)
+    analyzed = list(analyzer.stream(raws, skip=lambda r: known(store, r)))
     _write(store, analyzed, summary, cursor)
 
 
@@ -178,17 +193,23 @@ def import_sources(
     *,
     on_message: Callable[[], None] | None = None,
     batch_size: int = BATCH_SIZE,
-    analyzer: Analyzer | None = None,
+    policy: AuthenticationSettings | None = None,
+    workers: int | None = None,
 ) -> Summary:
     """Import every message of `sources`, a transaction per batch; never stops on bad mail."""
-    analyzer = analyzer or shared_analyzer()
+    analyzer = Analyzer(workers, policy)
     summary = Summary()
-    for source in sources:
-        messages = _safe_fetch(source, summary, on_message)
-        stream = analyzer.stream(messages, skip=lambda r: known(store, r), expected=source.count)
-        while batch := list(islice(stream, batch_size)):
-            _write(store, batch, summary)
-        store.checkpoint()
+    try:
+        for source in sources:
+            messages = _safe_fetch(source, summary, on_message)
+            stream = analyzer.stream(
+                messages, skip=lambda r: known(store, r), expected=source.count
+            )
+            while batch := list(islice(stream, batch_size)):
+                _write(store, batch, summary)
+            store.checkpoint()
+    finally:
+        analyzer.close()
     log.info("import_finished", **summary.as_dict())
     return summary
 
@@ -207,7 +228,7 @@ def _safe_fetch(
         log.error("source_failed", source=str(source.path), error=str(err))
 
 
-def reparse(store: Store) -> Summary:
+def reparse(store: Store, settings: Settings) -> Summary:
     """Re-extract every stored message from its raw bytes; release ids are kept.
 
     Idempotent: the releases, their versions and message counts are rebuilt from the
@@ -219,13 +240,14 @@ def reparse(store: Store) -> Summary:
             store.conn.execute("select id, release_id from messages where release_id is not null")
         )
         store.reset_release_links()
-        for pk, status, _duplicate_of in store.iter_message_pks():
+        for pk, status, mailbox in store.iter_message_pks():
+            summary.read += 1
             if status == "duplicate":
-                summary.read += 1
                 summary.duplicates += 1
                 continue
-            summary.read += 1
-            analysis = analyze(store.read_raw(pk))
+            # Headers only: a local DKIM check would fail old mail once keys rotate.
+            policy = settings.authentication_for(mailbox).model_copy(update={"dkim_verify": False})
+            analysis = analyze(store.read_raw(pk), policy)
             store.update_message(pk, **_reparse_fields(analysis))
             _link_release(store, pk, analysis, summary, reuse_id=previous.get(pk))
         summary.dropped_releases = store.drop_unclaimed_releases()
@@ -238,6 +260,10 @@ def _status(analysis: Analysis) -> tuple[str, str | None]:
         return "failed", analysis.error
     if isinstance(analysis.result, Ignored):
         return "ignored", f"not a bulletin: {analysis.result.reason}"
+    if analysis.action == "reject":
+        return "failed", f"rejected: {analysis.auth_reason}"
+    if analysis.action == "quarantine":
+        return "quarantined", f"quarantined: {analysis.auth_reason}"
     return "stored", None
 
 
@@ -253,7 +279,6 @@ def _message_row(raw: RawMessage, sha256: str, analysis: Analysis) -> MessageRow
         source=raw.source,
         size=len(raw.data),
         received_at=iso(raw.received_at) or utc_now(),
-        auth="unchecked",
         status=status,
         error=error,
         **fields,

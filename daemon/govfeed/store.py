@@ -72,6 +72,7 @@ class SavedRelease:
     created: bool  # a release never seen before
     new_version: bool  # an existing release whose content changed
     revived: bool = False  # reparse: the message's release from before, under its old id
+    held: bool = False  # an unauthenticated copy of a published release: nothing changed
 
 
 class Store:
@@ -171,18 +172,18 @@ class Store:
         compression, data = row
         return zlib.decompress(data) if compression == RAW_COMPRESSION else bytes(data)
 
-    def iter_message_pks(self) -> Iterator[tuple[int, str, int | None]]:
-        """(id, status, duplicate_of) of every message, oldest first."""
+    def iter_message_pks(self) -> Iterator[tuple[int, str, str]]:
+        """(id, status, mailbox) of every message, oldest first."""
         last = 0
         while True:
             rows = self.conn.execute(
-                "select id, status, duplicate_of from messages where id > ? order by id limit 500",
+                "select id, status, mailbox from messages where id > ? order by id limit 500",
                 (last,),
             ).fetchall()
             if not rows:
                 return
-            for pk, status, duplicate_of in rows:
-                yield int(pk), str(status), duplicate_of
+            for pk, status, mailbox in rows:
+                yield int(pk), str(status), str(mailbox)
             last = int(rows[-1][0])
 
     # -- releases ------------------------------------------------------------------------
@@ -217,7 +218,15 @@ class Store:
         release_id = self.find_release(lookup)
         created = revived = False
         if release_id is not None:
+            current = self._status_of(release_id)
+            if status == "quarantined" and current == "published":
+                # An unauthenticated copy must not change a published release.
+                return SavedRelease(release_id, False, False, held=True)
             self._touch_release(release_id, release, content_hash, sent_at, now)
+            if status == "published" and current == "quarantined":
+                self.conn.execute(
+                    "update releases set status = 'published' where id = ?", (release_id,)
+                )
         elif reuse_id is not None and self.unclaimed(reuse_id):
             release_id = reuse_id  # reparse: the release keeps its id
             self._revive_release(release_id, release, content_hash, sent_at)
@@ -232,6 +241,12 @@ class Store:
             )
         new_version = self._add_version(release_id, release, content_hash, message_pk, sent_at, now)
         return SavedRelease(release_id, created, new_version and not (created or revived), revived)
+
+    def _status_of(self, release_id: int) -> str | None:
+        row = self.conn.execute(
+            "select status from releases where id = ?", (release_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def _insert_release(
         self,
@@ -330,6 +345,23 @@ class Store:
             (release_id, release_id),
         )
         return True
+
+    def release_quarantined(self, release_id: int) -> int:
+        """Publish a quarantined release after review; return how many of its messages
+        were quarantined. Raises StoreError when there is no such quarantined release."""
+        status = self._status_of(release_id)
+        if status is None:
+            raise StoreError(f"no release {release_id}")
+        if status != "quarantined":
+            raise StoreError(f"release {release_id} is {status}, not quarantined")
+        self.conn.execute("update releases set status = 'published' where id = ?", (release_id,))
+        cursor = self.conn.execute(
+            "update messages set status = 'stored',"
+            " error = 'released after review: ' || coalesce(error, '')"
+            " where release_id = ? and status = 'quarantined'",
+            (release_id,),
+        )
+        return cursor.rowcount
 
     # -- reparse support -----------------------------------------------------------------
 

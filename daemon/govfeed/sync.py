@@ -1,0 +1,419 @@
+"""One poll of one IMAP mailbox: every folder's new mail into the database, exactly once.
+
+Per folder: compare UIDVALIDITY with the stored cursor (a change re-scans from UID 0; the
+pipeline's SHA-256 and Message-ID rules keep that free of duplicates), list the new UIDs,
+fetch them in bounded batches and store each batch in one transaction that also moves the
+cursor. A thread fetches the next batch while this one stores the last, so the transport
+adds little to the pipeline's time. Post-actions (`seen`, `move:`) run only after the
+commit. A folder that fails is recorded in `mailbox_state` and the others are still polled.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import queue
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import structlog
+
+from govfeed import pipeline
+from govfeed.analysis import Analysis, Analyzer
+from govfeed.config import MailboxSettings, Settings
+from govfeed.errors import ConfigError, GovfeedError, ImapAuthError, ImapError, StoreError
+from govfeed.imap import ImapSession
+from govfeed.models import RawMessage
+from govfeed.store import Store
+
+log = structlog.get_logger(__name__)
+
+# A NOOP when the poll's connection has been quiet this long (the database is slow, say),
+# so neither the server's autologout nor a NAT box drops it in the middle of the work.
+KEEPALIVE_SECONDS = 60.0
+# Below this many new messages a folder is analyzed in-process: a worker pool pays for its
+# start-up only on a backlog (measured: even at ~250 messages, 2 cores).
+POOL_MIN_MESSAGES = 256
+_ERROR_CHARS = 300  # mailbox_state.last_error stays short: status prints it on one line
+
+
+@dataclass
+class FolderResult:
+    """What one poll did in one folder."""
+
+    folder: str
+    uidvalidity: int | None = None
+    uidnext: int | None = None
+    last_uid: int = 0  # the stored cursor after this poll
+    fetched: int = 0
+    rescanned: bool = False  # UIDVALIDITY was new or changed: read from UID 0
+    error: str | None = None
+
+
+@dataclass
+class PollResult:
+    """What one poll of a mailbox did; `ok` when every folder succeeded."""
+
+    mailbox: str
+    summary: pipeline.Summary = field(default_factory=pipeline.Summary)
+    folders: list[FolderResult] = field(default_factory=list)
+    connect_error: GovfeedError | None = None  # the login or connection failed
+    stopped: bool = False  # the stop event ended the poll early (committed work is kept)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[str]:
+        return [f.folder for f in self.folders if f.error is not None]
+
+    @property
+    def ok(self) -> bool:
+        return self.connect_error is None and not self.failed
+
+    @property
+    def auth_failed(self) -> bool:
+        return isinstance(self.connect_error, ImapAuthError)
+
+    def line(self) -> str:
+        """One line for a terminal: `dod: read 3, new releases 2, ... (failed: INBOX: ...)`."""
+        problems = "; ".join(f"{f.folder}: {f.error}" for f in self.folders if f.error)
+        return f"{self.mailbox}: {self.summary.line()}" + (
+            f" (failed: {problems})" if problems else ""
+        )
+
+
+def poll_mailbox(
+    store: Store,
+    settings: Settings,
+    mailbox: MailboxSettings,
+    *,
+    stop: threading.Event | None = None,
+) -> PollResult:
+    """Poll every folder of `mailbox` once and store what is new.
+
+    Never raises for an IMAP or secret problem: a folder that fails gets its error in
+    `mailbox_state.last_error` and in the result. Raises StoreError when the database
+    itself fails. With `stop` set, returns after the batch being stored is committed.
+    `settings` is the whole configuration the pipeline runs under.
+    """
+    del settings  # the pipeline takes no settings yet; kept so callers need not change
+    started = time.monotonic()
+    result = PollResult(mailbox.name)
+    with structlog.contextvars.bound_contextvars(mailbox=mailbox.name):
+        session = ImapSession(mailbox)
+        try:
+            for folder in mailbox.folders:
+                if stop is not None and stop.is_set():
+                    result.stopped = True
+                    break
+                result.folders.append(_poll_folder(store, session, folder, result, stop))
+        except sqlite3.Error as err:
+            raise StoreError(f"database {store.path}: {err}") from err
+        finally:
+            session.close()
+        result.seconds = time.monotonic() - started
+        _log_finished(result)
+    return result
+
+
+def _poll_folder(
+    store: Store,
+    session: ImapSession,
+    folder: str,
+    result: PollResult,
+    stop: threading.Event | None,
+) -> FolderResult:
+    """One folder, with its failure recorded rather than raised."""
+    name = session.mailbox.name
+    outcome = FolderResult(folder)
+    with structlog.contextvars.bound_contextvars(folder=folder):
+        try:
+            if result.connect_error is None and not session.connected:
+                _connect(session, result)  # also again after a folder broke the connection
+            if result.connect_error is not None:
+                outcome.error = _error_text(result.connect_error)
+            else:
+                _sync_folder(store, session, outcome, result, stop)
+        except (ImapError, ConfigError) as err:
+            outcome.error = _error_text(err)
+            log.error("folder_failed", error=str(err))
+        if outcome.error is not None:
+            store.save_poll_error(name, folder, outcome.error)
+    return outcome
+
+
+def _connect(session: ImapSession, result: PollResult) -> None:
+    try:
+        session.connect()
+    except ImapAuthError as err:
+        result.connect_error = err
+        log.error("login_failed", error=str(err))
+    except (ImapError, ConfigError) as err:
+        result.connect_error = err
+        log.error("connect_failed", error=str(err))
+
+
+def _sync_folder(
+    store: Store,
+    session: ImapSession,
+    outcome: FolderResult,
+    result: PollResult,
+    stop: threading.Event | None,
+) -> None:
+    name, folder = session.mailbox.name, outcome.folder
+    uidvalidity, uidnext = session.folder_status(folder)
+    known_validity, last_uid = store.load_cursor(name, folder)
+    outcome.uidvalidity, outcome.uidnext = uidvalidity, uidnext
+    since: date | None = None
+    if known_validity != uidvalidity:
+        if known_validity is not None:
+            log.warning("uidvalidity_changed", old=known_validity, new=uidvalidity)
+        outcome.rescanned, last_uid, since = True, 0, session.mailbox.since
+    # UIDNEXT says whether anything is new: an empty poll needs no SEARCH.
+    uids = [] if uidnext - 1 <= last_uid else session.new_uids(folder, last_uid, since)
+    if uids:
+        last_uid, stopped = _fetch_and_store(store, session, outcome, result, uids, stop)
+        if stopped:
+            result.stopped = True
+            return
+    # Every UID below UIDNEXT existed when the SEARCH ran, so all of them were read (or
+    # skipped on purpose by `since`): the cursor can move to UIDNEXT - 1. Saving it also
+    # stamps last_poll_at/last_success_at, so an empty poll counts as a success.
+    outcome.last_uid = max(last_uid, uidnext - 1)
+    store.save_cursor(name, folder, uidvalidity, outcome.last_uid)
+
+
+Analyzed = tuple[RawMessage, Analysis | None]  # a message and what the analyzer made of it
+
+
+def _fetch_and_store(
+    store: Store,
+    session: ImapSession,
+    outcome: FolderResult,
+    result: PollResult,
+    uids: Sequence[int],
+    stop: threading.Event | None,
+) -> tuple[int, bool]:
+    """Store `uids` batch by batch; return (the last committed cursor, stopped early).
+
+    The fetched messages flow through the analyzer as one stream, as a file import's do
+    (no pause at batch ends); its output is cut back into the fetched batches, each written
+    in one transaction with its cursor. A fetch error ends the stream: the batches fetched
+    before it are still stored, then it is raised.
+    """
+    assert outcome.uidvalidity is not None
+    prefetch = _Prefetcher(session, outcome.folder, uids)
+    # A pool of its own, for a big backlog only: it starts in ~0.3 s, and a shared one
+    # would be used by several mailbox jobs at once and keep its workers' memory while idle.
+    analyzer = Analyzer() if len(uids) >= POOL_MIN_MESSAGES else Analyzer(workers=1)
+    stream = analyzer.stream(prefetch.messages(), skip=lambda raw: pipeline.known(store, raw))
+    group: list[Analyzed] = []
+    try:
+        for item in itertools.chain(stream, [None]):  # None: flush what is left at the end
+            if item is not None:
+                group.append(item)
+            while prefetch.batches and len(group) >= prefetch.batches[0][1]:
+                last_uid, count = prefetch.batches.popleft()
+                if _stopping(stop) and any(a and a.error for _, a in group[:count]):
+                    # A stop signal sent to the whole process group (Ctrl-C, systemd's
+                    # default KillMode) also kills the analyzer's workers: their messages
+                    # come back failed. Leave the batch to the next poll instead.
+                    log.info("batch_left_for_next_poll", last_uid=last_uid)
+                    return outcome.last_uid, True
+                cursor = pipeline.Cursor(
+                    session.mailbox.name, outcome.folder, outcome.uidvalidity, last_uid
+                )
+                _save_analyzed(store, group[:count], result.summary, cursor)
+                prefetch.committed([raw.uid for raw, _ in group[:count] if raw.uid is not None])
+                outcome.last_uid, outcome.fetched = last_uid, outcome.fetched + count
+                del group[:count]
+                if _stopping(stop):
+                    return outcome.last_uid, True
+    finally:
+        prefetch.close()
+        analyzer.close()
+    if prefetch.failure is not None:
+        raise prefetch.failure
+    return outcome.last_uid, False
+
+
+def _stopping(stop: threading.Event | None) -> bool:
+    return stop is not None and stop.is_set()
+
+
+def _save_analyzed(
+    store: Store, group: list[Analyzed], summary: pipeline.Summary, cursor: pipeline.Cursor
+) -> None:
+    """`pipeline.save_batch` for messages analyzed already: one transaction that also
+    moves the cursor."""
+    started = time.monotonic()
+    with store.transaction():
+        for raw, analysis in group:
+            pipeline.save_message(store, raw, summary, analysis)
+        store.save_cursor(cursor.mailbox, cursor.folder, cursor.uidvalidity, cursor.last_uid)
+    seconds = round(time.monotonic() - started, 3)
+    log.info("batch_stored", messages=len(group), last_uid=cursor.last_uid, seconds=seconds)
+
+
+# What the fetch thread hands over: a batch, the error that ended it, or None at the end.
+_Item = tuple[int, list[RawMessage]] | BaseException | None
+
+
+class _Prefetcher:
+    """Fetches batches in a thread, one ahead of the caller, and runs post-actions.
+
+    The thread owns the IMAP session until `close()` joins it: between fetches it runs the
+    post-actions of the batches the caller has committed, and while the caller is slow it
+    keeps the connection alive with NOOP. Iterating yields (last UID of the batch's range,
+    messages); a fetch error is raised in the caller's thread after the batches before it.
+    """
+
+    def __init__(self, session: ImapSession, folder: str, uids: Sequence[int]) -> None:
+        self._session = session
+        self._folder = folder
+        size = session.mailbox.batch_size
+        self._chunks = [list(uids[i : i + size]) for i in range(0, len(uids), size)]
+        # One batch waits in the queue while the caller stores another: bounded memory.
+        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=1)
+        self._done: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
+        self._quit = threading.Event()
+        self._last_command = time.monotonic()
+        self.batches: deque[tuple[int, int]] = deque()
+        self.failure: ImapError | None = None
+        context = contextvars.copy_context()  # the thread logs with mailbox and folder bound
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name=f"fetch-{folder}", daemon=True
+        )
+        self._thread.start()
+
+    def messages(self) -> Iterator[RawMessage]:
+        """The fetched messages, one by one; `batches` learns each batch's (last UID of its
+        range, size) before its messages come. A fetch error ends the stream, kept in
+        `failure`."""
+        try:
+            for last_uid, batch in self:
+                self.batches.append((last_uid, len(batch)))
+                yield from batch
+        except ImapError as err:
+            self.failure = err
+
+    def __iter__(self) -> Iterator[tuple[int, list[RawMessage]]]:
+        while True:
+            try:
+                item = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                if self._thread.is_alive() or not self._queue.empty():
+                    continue
+                raise ImapError(f"{self._folder}: the fetch thread ended early") from None
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def committed(self, uids: list[int]) -> None:
+        """The caller has committed these messages: their post-action may run."""
+        if self._session.mailbox.post_action != "none" and uids:
+            self._done.put(uids)
+
+    def close(self) -> None:
+        """Stop fetching, wait for the thread, then run the post-actions still owed."""
+        self._quit.set()
+        while True:  # unblock a thread waiting to hand over a batch
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join()
+        self._post_actions()
+
+    def _run(self) -> None:
+        last: _Item = None
+        try:
+            for chunk in self._chunks:
+                self._post_actions()
+                if self._quit.is_set():
+                    return
+                [batch] = self._session.fetch_batches(self._folder, chunk, len(chunk))
+                self._last_command = time.monotonic()
+                self._hand_over((chunk[-1], batch))
+        except Exception as err:  # noqa: BLE001 - handed to the caller's thread, raised there
+            last = err
+        self._hand_over(last)
+
+    def _hand_over(self, item: _Item) -> None:
+        while not self._quit.is_set():
+            quiet_for = time.monotonic() - self._last_command
+            if quiet_for >= KEEPALIVE_SECONDS:
+                self._keepalive(quiet_for)
+                continue
+            try:  # short waits: `close()` may ask this thread to quit meanwhile
+                self._queue.put(item, timeout=min(0.5, KEEPALIVE_SECONDS - quiet_for))
+                return
+            except queue.Full:
+                self._post_actions()
+
+    def _keepalive(self, quiet_for: float) -> None:
+        self._last_command = time.monotonic()
+        if not self._session.connected:
+            return
+        try:
+            self._session.noop()
+        except ImapError as err:  # the next command would fail the same way, and say so
+            log.warning("imap_keepalive_failed", error=str(err))
+            return
+        log.debug("imap_keepalive", quiet_seconds=round(quiet_for, 1))
+
+    def _post_actions(self) -> None:
+        uids: list[int] = []
+        while True:
+            try:
+                uids += self._done.get_nowait()
+            except queue.Empty:
+                break
+        if not uids:
+            return
+        session, mailbox = self._session, self._session.mailbox
+        if not session.connected:
+            log.warning("post_action_skipped", messages=len(uids), reason="connection lost")
+            return
+        if mailbox.move_target is not None:
+            session.move(self._folder, uids, mailbox.move_target)
+        else:
+            session.mark_seen(self._folder, uids)
+        self._last_command = time.monotonic()
+        log.debug("post_action_done", action=mailbox.post_action, messages=len(uids))
+
+
+def _error_text(err: GovfeedError) -> str:
+    text = str(err)
+    if isinstance(err, ImapAuthError):
+        text = f"login failed: {text}"
+    return text[:_ERROR_CHARS]
+
+
+def _log_finished(result: PollResult) -> None:
+    fields = {
+        **result.summary.as_dict(),
+        "folders": len(result.folders),
+        "failed_folders": result.failed,
+        "stopped": result.stopped,
+        "seconds": round(result.seconds, 3),
+    }
+    if result.ok:
+        log.info("poll_finished", **fields)
+    else:
+        log.warning("poll_finished", **fields)
+
+
+def check_mailbox(mailbox: MailboxSettings) -> list[str]:
+    """Log in to `mailbox` and list its folders (for `govfeed check-config --connect`).
+
+    Raises ImapAuthError, ImapError or ConfigError as `ImapSession.connect` does.
+    """
+    with ImapSession(mailbox) as session:
+        return session.list_folders()
