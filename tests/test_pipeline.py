@@ -242,7 +242,8 @@ def test_worker_pool_and_in_process_give_the_same_database(tmp_path: Path) -> No
 def write_policy(tmp_path: Path, policy: str) -> Path:
     config = tmp_path / f"{policy}.toml"
     config.write_text(
-        f'[authentication]\ntrusted_authserv_ids = ["mx.google.com"]\nunauthenticated = "{policy}"\n'
+        '[authentication]\ntrusted_authserv_ids = ["mx.google.com"]\n'
+        f'unauthenticated = "{policy}"\n'
     )
     return config
 
@@ -257,9 +258,7 @@ def test_forged_government_mail_is_quarantined_then_released_after_review(
     assert out.strip().endswith("quarantined 1")
     [(release_id, status)] = rows(db, "select id, status from releases")
     assert status == "quarantined"
-    [(message_status, error, auth)] = rows(
-        db, f"select status, error, auth from messages where release_id = {release_id}"
-    )
+    [(message_status, error, auth)] = rows(db, "select status, error, auth from messages")
     assert message_status == "quarantined"
     assert error.startswith("quarantined: ")
     assert not auth.startswith("pass")
@@ -267,7 +266,7 @@ def test_forged_government_mail_is_quarantined_then_released_after_review(
     runner = CliRunner()
     result = runner.invoke(cli, ["--db", str(db), "release", str(release_id)])
     assert result.exit_code == 0, result.output
-    assert rows(db, f"select status from releases where id = {release_id}") == [("published",)]
+    assert rows(db, "select status from releases") == [("published",)]
     again = runner.invoke(cli, ["--db", str(db), "release", str(release_id)])
     assert again.exit_code == 1
     assert "is published, not quarantined" in again.output
