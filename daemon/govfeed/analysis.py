@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -88,6 +89,14 @@ def analyze_many(datas: list[bytes], policy: AuthenticationSettings) -> list[Ana
     return [analyze(data, policy) for data in datas]
 
 
+def _worker_init() -> None:
+    """Workers leave signals to the main process: a Ctrl-C or a signal to the whole process
+    group (systemd's control-group kill) must not kill them under the pool, which can hang
+    Python 3.11's ProcessPoolExecutor; the main process shuts the pool down itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def default_workers() -> int:
     """One worker per core, at most 4: they share the cores with the writing main process."""
     return max(1, min(4, (os.cpu_count() or 1)))
@@ -148,7 +157,9 @@ class Analyzer:
         if self._pool is None:
             # spawn, not fork: the daemon has threads (scheduler, IDLE) and an open database.
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_worker_init
+            )
         try:
             return self._pool.submit(analyze_many, datas, self.policy)
         except BrokenProcessPool:

@@ -286,6 +286,9 @@ def poll_once(settings: Settings) -> list[sync.PollResult]:
     stop = threading.Event()
 
     def on_stop(signum: int) -> None:
+        if stop.is_set():  # a second signal: the operator will not wait
+            log.warning("poll_killed", signal=signal.Signals(signum).name)
+            os._exit(1)
         log.info("stop_requested", signal=signal.Signals(signum).name)
         stop.set()
 

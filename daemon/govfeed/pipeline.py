@@ -171,15 +171,16 @@ def save_batch(
     """Analyze (in-process) and store a batch in one transaction, advancing `cursor` in it."""
     analyzer = Analyzer(workers=0, policy=policy)
     analyzed = list(analyzer.stream(raws, skip=lambda r: known(store, r)))
-    _write(store, analyzed, summary, cursor)
+    save_analyzed(store, analyzed, summary, cursor)
 
 
-def _write(
+def save_analyzed(
     store: Store,
     analyzed: Iterable[tuple[RawMessage, Analysis | None]],
     summary: Summary,
     cursor: Cursor | None = None,
 ) -> None:
+    """Store analyzed messages in one transaction, advancing `cursor` in it."""
     with store.transaction():
         for raw, analysis in analyzed:
             save_message(store, raw, summary, analysis)
@@ -206,7 +207,7 @@ def import_sources(
                 messages, skip=lambda r: known(store, r), expected=source.count
             )
             while batch := list(islice(stream, batch_size)):
-                _write(store, batch, summary)
+                save_analyzed(store, batch, summary)
             store.checkpoint()
     finally:
         analyzer.close()

@@ -25,7 +25,7 @@ import structlog
 
 from govfeed import pipeline
 from govfeed.analysis import Analysis, Analyzer
-from govfeed.config import MailboxSettings, Settings
+from govfeed.config import AuthenticationSettings, MailboxSettings, Settings
 from govfeed.errors import ConfigError, GovfeedError, ImapAuthError, ImapError, StoreError
 from govfeed.imap import ImapSession
 from govfeed.models import RawMessage
@@ -93,77 +93,84 @@ def poll_mailbox(
     *,
     stop: threading.Event | None = None,
 ) -> PollResult:
-    """Poll every folder of `mailbox` once and store what is new.
+    """Poll every folder of `mailbox` once and store what is new, judging senders by the
+    mailbox's authentication policy from `settings`.
 
     Never raises for an IMAP or secret problem: a folder that fails gets its error in
     `mailbox_state.last_error` and in the result. Raises StoreError when the database
     itself fails. With `stop` set, returns after the batch being stored is committed.
-    `settings` is the whole configuration the pipeline runs under.
     """
-    del settings  # the pipeline takes no settings yet; kept so callers need not change
     started = time.monotonic()
-    result = PollResult(mailbox.name)
+    poll = _Poll(
+        store,
+        ImapSession(mailbox),
+        PollResult(mailbox.name),
+        settings.authentication_for(mailbox.name),
+        stop,
+    )
     with structlog.contextvars.bound_contextvars(mailbox=mailbox.name):
-        session = ImapSession(mailbox)
         try:
             for folder in mailbox.folders:
-                if stop is not None and stop.is_set():
-                    result.stopped = True
+                if poll.stopping:
+                    poll.result.stopped = True
                     break
-                result.folders.append(_poll_folder(store, session, folder, result, stop))
+                poll.result.folders.append(_poll_folder(poll, folder))
         except sqlite3.Error as err:
             raise StoreError(f"database {store.path}: {err}") from err
         finally:
-            session.close()
-        result.seconds = time.monotonic() - started
-        _log_finished(result)
-    return result
+            poll.session.close()
+        poll.result.seconds = time.monotonic() - started
+        _log_finished(poll.result)
+    return poll.result
 
 
-def _poll_folder(
-    store: Store,
-    session: ImapSession,
-    folder: str,
-    result: PollResult,
-    stop: threading.Event | None,
-) -> FolderResult:
+@dataclass
+class _Poll:
+    """What every step of one poll works with."""
+
+    store: Store
+    session: ImapSession
+    result: PollResult
+    policy: AuthenticationSettings
+    stop: threading.Event | None
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+
+def _poll_folder(poll: _Poll, folder: str) -> FolderResult:
     """One folder, with its failure recorded rather than raised."""
-    name = session.mailbox.name
     outcome = FolderResult(folder)
     with structlog.contextvars.bound_contextvars(folder=folder):
         try:
-            if result.connect_error is None and not session.connected:
-                _connect(session, result)  # also again after a folder broke the connection
-            if result.connect_error is not None:
-                outcome.error = _error_text(result.connect_error)
+            if poll.result.connect_error is None and not poll.session.connected:
+                _connect(poll)  # also again after a folder broke the connection
+            if poll.result.connect_error is not None:
+                outcome.error = _error_text(poll.result.connect_error)
             else:
-                _sync_folder(store, session, outcome, result, stop)
+                _sync_folder(poll, outcome)
         except (ImapError, ConfigError) as err:
             outcome.error = _error_text(err)
             log.error("folder_failed", error=str(err))
         if outcome.error is not None:
-            store.save_poll_error(name, folder, outcome.error)
+            poll.store.save_poll_error(poll.session.mailbox.name, folder, outcome.error)
     return outcome
 
 
-def _connect(session: ImapSession, result: PollResult) -> None:
+def _connect(poll: _Poll) -> None:
     try:
-        session.connect()
+        poll.session.connect()
     except ImapAuthError as err:
-        result.connect_error = err
+        poll.result.connect_error = err
         log.error("login_failed", error=str(err))
     except (ImapError, ConfigError) as err:
-        result.connect_error = err
+        poll.result.connect_error = err
         log.error("connect_failed", error=str(err))
 
 
-def _sync_folder(
-    store: Store,
-    session: ImapSession,
-    outcome: FolderResult,
-    result: PollResult,
-    stop: threading.Event | None,
-) -> None:
+def _sync_folder(poll: _Poll, outcome: FolderResult) -> None:
+    session, store = poll.session, poll.store
     name, folder = session.mailbox.name, outcome.folder
     uidvalidity, uidnext = session.folder_status(folder)
     known_validity, last_uid = store.load_cursor(name, folder)
@@ -175,30 +182,21 @@ def _sync_folder(
         outcome.rescanned, last_uid, since = True, 0, session.mailbox.since
     # UIDNEXT says whether anything is new: an empty poll needs no SEARCH.
     uids = [] if uidnext - 1 <= last_uid else session.new_uids(folder, last_uid, since)
-    if uids:
-        last_uid, stopped = _fetch_and_store(store, session, outcome, result, uids, stop)
-        if stopped:
-            result.stopped = True
-            return
+    if uids and _fetch_and_store(poll, outcome, uids):
+        poll.result.stopped = True
+        return
     # Every UID below UIDNEXT existed when the SEARCH ran, so all of them were read (or
     # skipped on purpose by `since`): the cursor can move to UIDNEXT - 1. Saving it also
     # stamps last_poll_at/last_success_at, so an empty poll counts as a success.
-    outcome.last_uid = max(last_uid, uidnext - 1)
+    outcome.last_uid = max(outcome.last_uid, last_uid, uidnext - 1)
     store.save_cursor(name, folder, uidvalidity, outcome.last_uid)
 
 
 Analyzed = tuple[RawMessage, Analysis | None]  # a message and what the analyzer made of it
 
 
-def _fetch_and_store(
-    store: Store,
-    session: ImapSession,
-    outcome: FolderResult,
-    result: PollResult,
-    uids: Sequence[int],
-    stop: threading.Event | None,
-) -> tuple[int, bool]:
-    """Store `uids` batch by batch; return (the last committed cursor, stopped early).
+def _fetch_and_store(poll: _Poll, outcome: FolderResult, uids: Sequence[int]) -> bool:
+    """Store `uids` batch by batch, moving `outcome.last_uid`; True when stopped early.
 
     The fetched messages flow through the analyzer as one stream, as a file import's do
     (no pause at batch ends); its output is cut back into the fetched batches, each written
@@ -206,11 +204,12 @@ def _fetch_and_store(
     before it are still stored, then it is raised.
     """
     assert outcome.uidvalidity is not None
-    prefetch = _Prefetcher(session, outcome.folder, uids)
-    # A pool of its own, for a big backlog only: it starts in ~0.3 s, and a shared one
-    # would be used by several mailbox jobs at once and keep its workers' memory while idle.
-    analyzer = Analyzer() if len(uids) >= POOL_MIN_MESSAGES else Analyzer(workers=1)
-    stream = analyzer.stream(prefetch.messages(), skip=lambda raw: pipeline.known(store, raw))
+    name = poll.session.mailbox.name
+    prefetch = _Prefetcher(poll.session, outcome.folder, uids)
+    # A worker pool for a big backlog only: it starts in ~0.3 s.
+    workers = None if len(uids) >= POOL_MIN_MESSAGES else 0
+    analyzer = Analyzer(workers, poll.policy)
+    stream = analyzer.stream(prefetch.messages(), skip=lambda r: pipeline.known(poll.store, r))
     group: list[Analyzed] = []
     try:
         for item in itertools.chain(stream, [None]):  # None: flush what is left at the end
@@ -218,43 +217,33 @@ def _fetch_and_store(
                 group.append(item)
             while prefetch.batches and len(group) >= prefetch.batches[0][1]:
                 last_uid, count = prefetch.batches.popleft()
-                if _stopping(stop) and any(a and a.error for _, a in group[:count]):
+                if poll.stopping and any(a and a.error for _, a in group[:count]):
                     # A stop signal sent to the whole process group (Ctrl-C, systemd's
                     # default KillMode) also kills the analyzer's workers: their messages
                     # come back failed. Leave the batch to the next poll instead.
                     log.info("batch_left_for_next_poll", last_uid=last_uid)
-                    return outcome.last_uid, True
-                cursor = pipeline.Cursor(
-                    session.mailbox.name, outcome.folder, outcome.uidvalidity, last_uid
-                )
-                _save_analyzed(store, group[:count], result.summary, cursor)
+                    return True
+                cursor = pipeline.Cursor(name, outcome.folder, outcome.uidvalidity, last_uid)
+                _save_analyzed(poll.store, group[:count], poll.result.summary, cursor)
                 prefetch.committed([raw.uid for raw, _ in group[:count] if raw.uid is not None])
                 outcome.last_uid, outcome.fetched = last_uid, outcome.fetched + count
                 del group[:count]
-                if _stopping(stop):
-                    return outcome.last_uid, True
+                if poll.stopping:
+                    return True
     finally:
         prefetch.close()
         analyzer.close()
     if prefetch.failure is not None:
         raise prefetch.failure
-    return outcome.last_uid, False
-
-
-def _stopping(stop: threading.Event | None) -> bool:
-    return stop is not None and stop.is_set()
+    return False
 
 
 def _save_analyzed(
     store: Store, group: list[Analyzed], summary: pipeline.Summary, cursor: pipeline.Cursor
 ) -> None:
-    """`pipeline.save_batch` for messages analyzed already: one transaction that also
-    moves the cursor."""
+    """Store a batch analyzed already (one transaction that also moves the cursor), logged."""
     started = time.monotonic()
-    with store.transaction():
-        for raw, analysis in group:
-            pipeline.save_message(store, raw, summary, analysis)
-        store.save_cursor(cursor.mailbox, cursor.folder, cursor.uidvalidity, cursor.last_uid)
+    pipeline.save_analyzed(store, group, summary, cursor)
     seconds = round(time.monotonic() - started, 3)
     log.info("batch_stored", messages=len(group), last_uid=cursor.last_uid, seconds=seconds)
 
