@@ -9,7 +9,7 @@ rolls back, so nothing is half-written.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from itertools import islice
 from typing import Any
 
@@ -61,18 +61,9 @@ class Summary:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "read": self.read,
-            "new_releases": self.new_releases,
-            "new_versions": self.new_versions,
-            "duplicates": self.duplicates,
-            "ignored": self.ignored,
-            "failed": self.failed,
-            "quarantined": self.quarantined,
-            "kept_releases": self.kept_releases,
-            "dropped_releases": self.dropped_releases,
-            "source_errors": len(self.source_errors),
-        }
+        data = asdict(self)
+        data["source_errors"] = len(self.source_errors)
+        return data
 
 
 def known(store: Store, raw: RawMessage) -> bool:
