@@ -21,13 +21,13 @@ test: lint  ## lint, type-check and run every test (installs what is missing)
 
 lint:
 	scripts/bootstrap dev
-	$(VENV)/bin/ruff check daemon tests bench
-	$(VENV)/bin/ruff format --check daemon tests bench
+	$(VENV)/bin/ruff check daemon tests bench examples
+	$(VENV)/bin/ruff format --check daemon tests bench examples
 	$(VENV)/bin/mypy
 
 fmt:
-	$(VENV)/bin/ruff format daemon tests bench
-	$(VENV)/bin/ruff check --fix daemon tests bench
+	$(VENV)/bin/ruff format daemon tests bench examples
+	$(VENV)/bin/ruff check --fix daemon tests bench examples
 
 bench:  ## print throughput and memory figures (see bench/README.md)
 	scripts/bootstrap dev
