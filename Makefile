@@ -29,9 +29,9 @@ fmt:
 	$(VENV)/bin/ruff format daemon tests bench examples
 	$(VENV)/bin/ruff check --fix daemon tests bench examples
 
-bench:  ## print throughput and memory figures (see bench/README.md)
+bench:  ## every speed and memory figure in one report (bench/README.md); BENCH_ARGS=--quick
 	scripts/bootstrap dev
-	$(PY) bench/run.py
+	$(PY) bench/all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf demo .pytest_cache .mypy_cache .ruff_cache

@@ -16,6 +16,9 @@ Nothing here asserts a time: it prints.
 
     .venv/bin/python bench/imap.py            # 5,000 messages, idle RSS after 60 s
     .venv/bin/python bench/imap.py --quick    # idle RSS after 10 s
+
+`make bench` (bench/all.py) runs this and bench/run.py together and prints one report;
+`measure(count, idle_seconds)` is what it calls.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 sys.path.insert(0, str(ROOT))
 
 import mailgen  # noqa: E402 - examples/ is not a package
-from tests.dovecot import Dovecot  # noqa: E402
+from tests.dovecot import Dovecot, find_dovecot  # noqa: E402
 
 from govfeed.config import MailboxSettings, Settings  # noqa: E402 - after the path set-up
 from govfeed.logs import configure_logging  # noqa: E402
@@ -309,13 +312,11 @@ class Figures:
     idle_seconds: int
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=5000, help="messages in the mailbox")
-    parser.add_argument("--quick", action="store_true", help="idle 10 s instead of 60 s")
-    args = parser.parse_args()
-    count, small = args.count, max(args.count // 10, 1)
-    idle_seconds = 10 if args.quick else 60
+def measure(count: int, idle_seconds: int) -> Figures:
+    """Every figure above for a mailbox of `count` messages (and one of count/10), with a
+    private Dovecot started and stopped here; `govfeed run` idles `idle_seconds` before its
+    RSS is read."""
+    small = max(count // 10, 1)
     with ProcessPoolExecutor() as pool:
         messages = list(pool.map(one_message, range(count), chunksize=200))
     work = Path(tempfile.mkdtemp(prefix="govfeed-imapbench-"))
@@ -350,20 +351,18 @@ def main() -> None:
         server.close()
         shutil.rmtree(work, ignore_errors=True)
     size_kb = sum(map(len, messages)) / len(messages) / 1024
-    report(
-        Figures(
-            count,
-            small,
-            size_kb,
-            imported,
-            synced,
-            small_sync,
-            copy_seconds,
-            copy_memory,
-            empty,
-            daemon,
-            idle_seconds,
-        )
+    return Figures(
+        count,
+        small,
+        size_kb,
+        imported,
+        synced,
+        small_sync,
+        copy_seconds,
+        copy_memory,
+        empty,
+        daemon,
+        idle_seconds,
     )
 
 
@@ -415,6 +414,16 @@ def report(f: Figures) -> None:
 
 def _rate(seconds: float, count: int) -> str:
     return f"{seconds:.2f} s ({count / seconds:.0f}/s)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=5000, help="messages in the mailbox")
+    parser.add_argument("--quick", action="store_true", help="idle 10 s instead of 60 s")
+    args = parser.parse_args()
+    if find_dovecot() is None:
+        raise SystemExit("bench: dovecot is not installed (apt-get install dovecot-imapd)")
+    report(measure(args.count, 10 if args.quick else 60))
 
 
 if __name__ == "__main__":

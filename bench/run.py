@@ -11,6 +11,9 @@ and prints the figures side by side. Nothing here asserts a time: it prints.
 
     .venv/bin/python bench/run.py                 # N = 10000 and 50000
     .venv/bin/python bench/run.py --counts 2000   # a quick look
+
+`make bench` (bench/all.py) runs this and bench/imap.py together and prints one report;
+`measure(count)` is what it calls.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -82,8 +86,18 @@ def bare_parse(path: Path) -> tuple[int, float]:
     return len(keys), elapsed
 
 
-def govfeed_import(path: Path) -> tuple[float, int, int, str]:
-    """Wall time, peak RSS of the main process and of the whole process tree (MB), summary.
+@dataclass
+class ImportRun:
+    seconds: float
+    peak_main_mb: int  # peak RSS of govfeed's main process
+    peak_tree_mb: int  # peak RSS of the main process and its parsing workers together
+    workers: int  # the most parsing workers seen at once
+    summary: str  # govfeed's closing line
+
+
+def govfeed_import(path: Path) -> ImportRun:
+    """`govfeed import` of the mbox into a fresh database: wall time, peak RSS of the main
+    process and of the whole process tree, the closing summary.
 
     The tree (govfeed and its parsing workers) is sampled from /proc every 50 ms: the
     kernel's ru_maxrss would give one process only, and one that starts from the RSS of
@@ -99,28 +113,39 @@ def govfeed_import(path: Path) -> tuple[float, int, int, str]:
     proc = subprocess.Popen(
         [*command, "import", "--no-progress", str(path)], stdout=subprocess.PIPE
     )
-    peak_main = peak_tree = 0
+    peak_main = peak_tree = workers = 0
     while proc.poll() is None:
-        main_kb, tree_kb = _rss_kb(proc.pid)
+        main_kb, tree_kb, running = _rss_kb(proc.pid)
         peak_main, peak_tree = max(peak_main, main_kb), max(peak_tree, tree_kb)
+        workers = max(workers, running)
         time.sleep(0.05)
     elapsed = time.perf_counter() - start
     assert proc.stdout is not None
     summary = proc.stdout.read().decode().strip().splitlines()[-1]
     if proc.returncode != 0:
         raise SystemExit(f"bench: govfeed import failed: {summary}")
-    return elapsed, peak_main // 1024, peak_tree // 1024, summary
+    return ImportRun(elapsed, peak_main // 1024, peak_tree // 1024, workers, summary)
 
 
-def _rss_kb(pid: int) -> tuple[int, int]:
-    """(RSS of pid, RSS of pid and all its descendants), in kB; 0 for vanished processes."""
+def _rss_kb(pid: int) -> tuple[int, int, int]:
+    """(RSS of pid, RSS of pid and all its descendants) in kB, 0 for vanished processes;
+    and how many of the descendants are multiprocessing workers (the tree also holds
+    multiprocessing's resource tracker)."""
     own = _status_kb(pid)
-    total, todo = own, _children(pid)
+    total, todo, workers = own, _children(pid), 0
     while todo:
         child = todo.pop()
         total += _status_kb(child)
+        workers += _is_worker(child)
         todo.extend(_children(child))
-    return own, total
+    return own, total, workers
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _status_kb(pid: int) -> int:
@@ -143,25 +168,57 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@dataclass
+class Figures:
+    count: int
+    size_kb: float  # average message size in the mbox
+    bare_seconds: float  # email.message_from_bytes over every message, in this process
+    imported: ImportRun
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.imported.seconds
+
+    @property
+    def bare_rate(self) -> float:
+        return self.count / self.bare_seconds
+
+    @property
+    def ratio(self) -> float:
+        """How many times longer govfeed's pipeline takes than a bare stdlib parse."""
+        return self.bare_rate / self.rate
+
+
+def measure(count: int) -> Figures:
+    """The bare parse and `govfeed import` of a corpus of `count` messages (made if new)."""
+    path = make_corpus(count)
+    parsed, bare_seconds = bare_parse(path)
+    assert parsed == count, (parsed, count)
+    return Figures(count, path.stat().st_size / count / 1024, bare_seconds, govfeed_import(path))
+
+
+def print_header() -> None:
+    print(f"govfeed bench on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    columns = ("messages", "import s", "import/s", "RSS main", "RSS all", "bare/s")
+    print(" ".join(f"{c:>9}" for c in columns), f"{'ratio':>6}")
+
+
+def print_row(f: Figures) -> None:
+    run = f.imported
+    print(
+        f"{f.count:>9} {run.seconds:>9.2f} {f.rate:>9.0f} {run.peak_main_mb:>6} MB"
+        f" {run.peak_tree_mb:>6} MB {f.bare_rate:>9.0f} {f.ratio:>5.1f}x"
+    )
+    print(f"{'':>9} ~{f.size_kb:.1f} KB/message; govfeed: {run.summary}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", default="10000,50000", help="comma-separated corpus sizes")
     args = parser.parse_args()
-    counts = [int(c) for c in args.counts.split(",")]
-    print(f"govfeed bench on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    columns = ("messages", "import s", "import/s", "RSS main", "RSS all", "bare/s")
-    print(" ".join(f"{c:>9}" for c in columns), f"{'ratio':>6}")
-    for count in counts:
-        path = make_corpus(count)
-        size = path.stat().st_size / count / 1024
-        parsed, bare_s = bare_parse(path)
-        elapsed, main_mb, tree_mb, summary = govfeed_import(path)
-        rate, bare_rate = count / elapsed, parsed / bare_s
-        print(
-            f"{count:>9} {elapsed:>9.2f} {rate:>9.0f} {main_mb:>6} MB {tree_mb:>6} MB"
-            f" {bare_rate:>9.0f} {bare_rate / rate:>5.1f}x"
-        )
-        print(f"{'':>9} ~{size:.1f} KB/message; govfeed: {summary}")
+    print_header()
+    for count in args.counts.split(","):
+        print_row(measure(int(count)))
 
 
 if __name__ == "__main__":
