@@ -14,6 +14,8 @@ import json
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -34,6 +36,7 @@ from govfeed.store import compress_raw
 CHUNK = 32  # messages per task: big enough to amortise the inter-process hop
 MIN_PARALLEL = 2 * CHUNK  # fewer messages than this are analysed in-process
 _MAX_ERROR_CHARS = 1000
+PARENT_CHECK_SECONDS = 0.5  # how soon a worker notices that the main process died
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +92,23 @@ def analyze_many(datas: list[bytes], policy: AuthenticationSettings) -> list[Ana
     return [analyze(data, policy) for data in datas]
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     """Workers leave signals to the main process: a Ctrl-C or a signal to the whole process
     group (systemd's control-group kill) must not kill them under the pool, which can hang
-    Python 3.11's ProcessPoolExecutor; the main process shuts the pool down itself."""
+    Python 3.11's ProcessPoolExecutor; the main process shuts the pool down itself.
+
+    They do not outlive it either: a worker holds both ends of the pool's task queue, so
+    it would wait for work for ever after a SIGKILL of the main process. A thread watches
+    for the worker being re-parented and ends it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
 
 
 def default_workers() -> int:
@@ -158,7 +172,10 @@ class Analyzer:
             # spawn, not fork: the daemon has threads (scheduler, IDLE) and an open database.
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_worker_init
+                self.workers,
+                mp_context=context,
+                initializer=_worker_init,
+                initargs=(os.getpid(),),
             )
         try:
             return self._pool.submit(analyze_many, datas, self.policy)

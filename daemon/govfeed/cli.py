@@ -73,8 +73,16 @@ def cli(ctx: click.Context, config: Path | None, db: Path | None, log_level: str
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
 )
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 5000),
+    default=pipeline.BATCH_SIZE,
+    show_default=True,
+    help="Messages per transaction. An interrupted import keeps every batch committed"
+    " before; the next run stores the rest.",
+)
 @click.pass_obj
-def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None) -> None:
+def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None, batch_size: int) -> None:
     """Import .eml files, mbox files and Maildir folders.
 
     Every message is stored raw, de-duplicated, and extracted into a release when it is
@@ -101,9 +109,12 @@ def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None) -> Non
                         sources,
                         policy=settings.authentication,
                         on_message=lambda: bar.update(1),
+                        batch_size=batch_size,
                     )
             else:
-                summary = pipeline.import_sources(store, sources, policy=settings.authentication)
+                summary = pipeline.import_sources(
+                    store, sources, policy=settings.authentication, batch_size=batch_size
+                )
     except GovfeedError as err:
         raise click.ClickException(str(err)) from err
     for message in summary.source_errors:
