@@ -449,6 +449,8 @@ class CutProxy:
     `proxy.port` is where clients connect; `proxy.cut()` closes every open connection at once
     (both sides, with RST), new connections are still accepted; `proxy.cut_after(n)` does the
     same once `n` more bytes have gone to clients (in the middle of a FETCH, say);
+    `proxy.freeze_after(n)` instead stops passing anything on, both ways, with the
+    connections left open: a server that stops answering (`proxy.thaw()` undoes it);
     `proxy.close()` stops it.
     """
 
@@ -460,6 +462,8 @@ class CutProxy:
         self._lock = threading.Lock()
         self.bytes_to_client = 0
         self._cut_at: int | None = None
+        self._freeze_at: int | None = None
+        self._frozen = threading.Event()
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -479,12 +483,17 @@ class CutProxy:
     def _pipe(self, source: socket.socket, sink: socket.socket, to_client: bool) -> None:
         try:
             while data := source.recv(65536):
+                while self._frozen.is_set() and not self._closed:
+                    time.sleep(0.02)  # held back: the peer hears nothing
                 sink.sendall(data)
                 if to_client:
                     self.bytes_to_client += len(data)
                     if self._cut_at is not None and self.bytes_to_client >= self._cut_at:
                         self._cut_at = None
                         self.cut()
+                    if self._freeze_at is not None and self.bytes_to_client >= self._freeze_at:
+                        self._freeze_at = None
+                        self._frozen.set()
         except OSError:
             pass
         finally:
@@ -492,6 +501,12 @@ class CutProxy:
 
     def cut_after(self, more_bytes: int) -> None:
         self._cut_at = self.bytes_to_client + more_bytes
+
+    def freeze_after(self, more_bytes: int) -> None:
+        self._freeze_at = self.bytes_to_client + more_bytes
+
+    def thaw(self) -> None:
+        self._frozen.clear()
 
     def cut(self) -> None:
         with self._lock:

@@ -12,7 +12,7 @@ import json
 import sqlite3
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,20 @@ class SavedRelease:
     held: bool = False  # an unauthenticated copy of a published release: nothing changed
 
 
+def explain(err: sqlite3.Error | OSError) -> str:
+    """SQLite's terse message, with what usually causes it."""
+    primary = "_".join(str(getattr(err, "sqlite_errorname", "")).split("_")[:2])  # no _EXTENDED
+    hint = {
+        "SQLITE_BUSY": f"another process held the write lock for over {BUSY_TIMEOUT_MS // 1000} s"
+        " (another govfeed import, poll or run on the same database?)",
+        "SQLITE_FULL": "no space left where the database lives",
+        "SQLITE_READONLY": "the database, its directory or its file system is read-only",
+        "SQLITE_CANTOPEN": "check that the directory exists and is writable: SQLite creates"
+        " the -wal and -shm files beside the database",
+    }.get(primary)
+    return f"{err}: {hint}" if hint else str(err)
+
+
 class Store:
     """One connection to the govfeed database, migrated on open."""
 
@@ -96,7 +110,7 @@ class Store:
             if not readonly:
                 migrate(self.db)
         except (sqlite3.Error, OSError) as err:
-            raise StoreError(f"cannot open database {self.path}: {err}") from err
+            raise StoreError(f"cannot open database {self.path}: {explain(err)}") from err
         self.conn = conn
 
     def close(self) -> None:
@@ -114,18 +128,43 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT: take the write lock up front, roll back on any error."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """BEGIN IMMEDIATE ... COMMIT: take the write lock up front, roll back on any error.
+
+        A database error (disk full, read-only, locked by another writer for longer than
+        the busy timeout) becomes a StoreError saying what happened; nothing of the
+        transaction is kept."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot write database {self.path}: {explain(err)}") from err
         try:
             yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("COMMIT")
+        except BaseException as err:
+            if self.conn.in_transaction:  # a failed COMMIT leaves the transaction open
+                with suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+            if isinstance(err, sqlite3.Error):
+                raise StoreError(
+                    f"cannot write database {self.path}: {explain(err)};"
+                    " the batch being stored was rolled back, the ones before it are kept"
+                ) from err
             raise
-        self.conn.execute("COMMIT")
 
-    def checkpoint(self) -> None:
-        """Truncate the WAL so readers such as Datasette cannot let it grow without bound."""
-        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it, so that readers such as
+        Datasette cannot let it grow without bound. Never waits for a reader: with one
+        in the way it copies what it can and returns False (the next checkpoint does the
+        rest)."""
+        try:
+            self.conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot checkpoint database {self.path}: {explain(err)}") from err
+        return not busy
 
     # -- messages ------------------------------------------------------------------------
 
