@@ -247,7 +247,8 @@ class Daemon:
     def _checkpoint(self) -> None:
         try:
             with Store(self.settings.database.path) as store:
-                store.checkpoint()
+                if not store.checkpoint():
+                    log.debug("checkpoint_incomplete", reason="a reader holds an old snapshot")
         except Exception as err:  # noqa: BLE001 - a job of its own: log and try next time
             log.warning("checkpoint_failed", error=str(err))
 
