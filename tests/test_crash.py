@@ -39,12 +39,13 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 import mailgen  # noqa: E402 - lives in examples/, found through the path above
 
+T = TypeVar("T")
+
 UNIQUE = 1950
 COPIES = 30  # byte-identical: no row of their own
 VARIANTS = 20  # same Message-ID, a header added: a `duplicate` row each
 TOTAL = UNIQUE + COPIES + VARIANTS
 KILLS = int(os.environ.get("GOVFEED_CRASH_KILLS", "20"))
-T = TypeVar("T")
 SEED = int(os.environ.get("GOVFEED_CRASH_SEED", "20261128"))
 
 
@@ -196,7 +197,7 @@ def assert_kills_spread(crashes: Crashes) -> None:
     assert len(crashes.stored_at_kill) == KILLS
     assert {"group", "main"} <= set(crashes.modes)
     progress = sorted(set(crashes.stored_at_kill))
-    assert len(progress) >= 3, f"kills hit too few points of the run: {crashes.stored_at_kill}"
+    assert len(progress) >= KILLS // 2, f"kills hit too few points: {crashes.stored_at_kill}"
     assert progress[-1] > 0
 
 
