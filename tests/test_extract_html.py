@@ -83,6 +83,18 @@ def test_data_uri_images_and_tracking_pixels_go() -> None:
     assert '<img src="https://example.gov/photo.jpg" alt="Photo">' in out
 
 
+def test_pixels_sized_by_css_or_behind_an_upper_case_host_never_reach_body_html() -> None:
+    pixels = (
+        '<img src="https://example.gov/p.gif" style="width: 1px; height:1px">',
+        '<img src="HTTPS://LINKS.GOVDELIVERY.COM/track?type=open&enid=eA==">',
+    )
+    for pixel in pixels:
+        html = f'<p>Text {pixel}<img src="https://example.gov/photo.jpg" alt="Photo"></p>'
+        rendered = render_html(blocks_of(html))
+        assert rendered == '<p>Text <img src="https://example.gov/photo.jpg" alt="Photo"></p>'
+        assert "p.gif" not in sanitize_html(html) and "track" not in sanitize_html(html)
+
+
 def test_iframes_objects_and_forms_go_with_their_content() -> None:
     html = '<iframe src="https://x">f</iframe><object data="x">o</object><form><input></form>ok'
     assert sanitize_html(html) == "ok"

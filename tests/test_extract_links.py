@@ -132,6 +132,29 @@ def test_tracking_pixels(src: str, width: str | None, height: str | None, expect
     assert is_tracking_pixel(src, width, height) is expected
 
 
+@pytest.mark.parametrize(
+    ("style", "expected"),
+    [
+        ("width:1px;height:1px", True),
+        ("display:block; WIDTH: 0", True),
+        ("max-height:0px", True),
+        ("border-width:0; border-style:hidden", False),  # GovDelivery's own pixel style
+        ("width: 600px; height: auto !important", False),
+        ("width:1em", False),
+        ("width:1.5px", False),
+    ],
+)
+def test_tracking_pixels_sized_by_style(style: str, expected: bool) -> None:
+    # A pixel sized only by CSS used to reach body_html.
+    assert is_tracking_pixel("https://example.gov/p.gif", style=style) is expected
+
+
+def test_tracker_hosts_are_case_insensitive() -> None:
+    # An upper-case host is the same tracker; it used to pass as an ordinary image.
+    assert is_tracker("HTTPS://LINKS.GOVDELIVERY.COM/track?type=open&enid=eA==")
+    assert is_tracker("https://LNKS.GD/l/eyJhbGciOiJIUzI1NiJ9.e30.c2ln")
+
+
 def test_normalize_url_lowercases_host_and_drops_fragment_and_default_port() -> None:
     assert normalize_url("HTTPS://WWW.Defense.GOV:443/News/?utm_source=x#a") == (
         "https://www.defense.gov/News/"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import email.header
 import email.message
+import email.policy
 import re
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
@@ -39,6 +40,22 @@ _SINGLE_BYTE_LABELS = frozenset(
 _MOJIBAKE_MARKS = ("Ã", "â€", "Â")
 _MAX_HEADER_CHARS = 64 * 1024  # a header longer than this is junk; keep its start
 _ESCAPED_BYTE = re.compile(r"\\udc([89a-f][0-9a-f])")
+# A surrogate that is no escaped byte (U+DC80-U+DCFF): what UTF-7 "+2AA-" or a
+# unicode_escape "\\ud800" decodes to; SQLite (UTF-8) cannot store it.
+_LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
+
+class _CappedHeaders(email.policy.Compat32):
+    """compat32, with every header value (of every part) cut to _MAX_HEADER_CHARS as it is
+    read: the standard library decodes RFC 2047 words and MIME parameters in quadratic
+    time (a 1 MB Subject of encoded words took 7 s, a 1 MB Content-Type 21 s)."""
+
+    def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
+        name, value = super().header_source_parse(sourcelines)
+        return name, value[:_MAX_HEADER_CHARS]
+
+
+_POLICY = _CappedHeaders()
 
 
 class _MailParser(mailparser.MailParser):  # type: ignore[misc]
@@ -50,19 +67,28 @@ class _MailParser(mailparser.MailParser):  # type: ignore[misc]
     def _make_mail(self, complete: bool = True) -> dict[str, Any]:
         return {}
 
+    def parse(self) -> Any:
+        """When any part lacks its start boundary, mail-parser 4.8 looks for the lost part
+        in the top-level epilogue and fails (AttributeError) when there is none: give it
+        an empty one. A top level without a boundary still fails it (TypeError), caught in
+        `parse_message`."""
+        if self.message.epilogue is None:
+            self.message.epilogue = ""
+        return super().parse()
+
 
 def parse_message(raw: RawMessage) -> ParsedMessage:
     """Decode `raw` into headers and text; raise ParseError when nothing usable is there."""
     if not raw.data.strip(b"\x00\r\n\t "):
         raise ParseError("empty message: no headers and no body")
     try:
-        message = email.message_from_bytes(raw.data)
+        message = email.message_from_bytes(raw.data, policy=_POLICY)
         headers = tuple((name, _decode_header(value)) for name, value in message.items())
         # Trace headers are kept above; mail-parser would spend a third of its time
         # parsing Received lines we never use, so it gets the message without them.
         del message["Received"]
         mp = _MailParser(message)
-    except (MailParserError, RecursionError, LookupError, ValueError) as err:
+    except (MailParserError, RecursionError, LookupError, ValueError, TypeError) as err:
         raise ParseError(f"mail-parser could not read the message: {err}") from err
     if not headers:
         raise ParseError("no mail headers found")
@@ -70,7 +96,7 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
     text, html = _bodies(mp, message, charset_defect="CharsetDecodeDefect" in defects)
     return ParsedMessage(
         message_id=_message_id(message.get("Message-ID")),
-        subject=_clean_header(mp.subject or ""),
+        subject=_clean_header(_first(mp.subject)),
         from_=_first_address(mp.from_),
         to=_addresses(mp.to),
         reply_to=_addresses(mp.reply_to),
@@ -81,6 +107,13 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
         attachments=_attachments(mp.attachments),
         defects=defects,
     )
+
+
+def _first(value: Any) -> str:
+    """mail-parser gives a list when a header is repeated; the first one counts."""
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return str(value or "")
 
 
 def _defects(mp: Any) -> tuple[str, ...]:
@@ -122,9 +155,11 @@ def decode_bytes(data: bytes, declared: str | None) -> str:
         if not charset:
             continue
         try:
-            return data.decode(charset)
-        except (LookupError, UnicodeDecodeError):
+            text = data.decode(charset)
+        # ValueError: a NUL in the charset name; UnicodeError: "undefined", "punycode"...
+        except (LookupError, ValueError):
             continue
+        return _LONE_SURROGATE.sub("\ufffd", text)
     return data.decode("cp1252", errors="replace")
 
 
@@ -177,6 +212,7 @@ def _unescape_surrogates(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
+        text = _LONE_SURROGATE.sub("\ufffd", text)
         data = text.encode("utf-8", errors="surrogateescape")
         return decode_bytes(data, None)
     return text

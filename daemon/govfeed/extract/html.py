@@ -259,7 +259,8 @@ class _Walker:
 
     def _image_tag(self, attrs: dict[str, str | None]) -> None:
         src = (attrs.get("src") or "").strip()
-        if not is_web_url(src) or is_tracking_pixel(src, attrs.get("width"), attrs.get("height")):
+        width, height, style = attrs.get("width"), attrs.get("height"), attrs.get("style")
+        if not is_web_url(src) or is_tracking_pixel(src, width, height, style):
             return
         self._alt = normalize_space(attrs.get("alt") or "")
         self._html.append(f'<img src="{escape(src)}" alt="{escape(self._alt)}">')

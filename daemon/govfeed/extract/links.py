@@ -27,6 +27,10 @@ _BULLETIN_PATH = re.compile(r"^/accounts/([A-Za-z0-9_]{2,40})/bulletins/([0-9a-f
 _TRACK_TARGET = re.compile(r"&&&((?:https?|HTTPS?)://.*)", re.DOTALL)
 _LINKS_HOST = re.compile(r"^links(?:-\d+)?\.govdelivery\.com$")  # track? and CL0/ trackers
 _ACCOUNT_HOSTS = ("content.govdelivery.com", "public.govdelivery.com")
+# `width: 1px` or `max-height:0` in a style attribute; not border-width, not 1em or 1.5px.
+_STYLE_SIZE = re.compile(
+    r"(?<![\w-])(?:max-)?(?:width|height)\s*:\s*(\d{1,5})(?:px)?(?![\w.%])", re.I
+)
 
 
 @lru_cache(maxsize=4096)  # a message asks for each of its links more than once
@@ -49,7 +53,8 @@ def unwrap_url(url: str) -> str:
 
 def is_tracker(url: str) -> bool:
     """True for a GovDelivery click or open tracker URL (decodable or not)."""
-    if "lnks.gd" not in url and "govdelivery.com" not in url:
+    lowered = url.lower()  # host names are case-insensitive: LINKS.GOVDELIVERY.COM tracks too
+    if "lnks.gd" not in lowered and "govdelivery.com" not in lowered:
         return False
     host, path = _host_path(url)
     if host == "lnks.gd":
@@ -59,9 +64,14 @@ def is_tracker(url: str) -> bool:
     return False
 
 
-def is_tracking_pixel(src: str, width: str | None = None, height: str | None = None) -> bool:
-    """True for an open-tracking image: a GovDelivery tracker or a 0/1-pixel image."""
+def is_tracking_pixel(
+    src: str, width: str | None = None, height: str | None = None, style: str | None = None
+) -> bool:
+    """True for an open-tracking image: a GovDelivery tracker or a 0/1-pixel image, sized
+    by its width/height attributes or by its `style` ("width:1px;height:1px")."""
     sizes = [_pixels(value) for value in (width, height) if value is not None]
+    if style:
+        sizes += [int(value) for value in _STYLE_SIZE.findall(style)]
     return any(size is not None and size <= 1 for size in sizes) or is_tracker(src)
 
 

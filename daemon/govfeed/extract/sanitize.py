@@ -32,7 +32,9 @@ _ATTRIBUTES = {
     "th": {"colspan", "rowspan"},
 }
 _IMG_TAG = re.compile(r"<img\b[^>]{0,4000}>", re.IGNORECASE)
-_IMG_ATTR = re.compile(r"""\b(src|width|height)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
+_IMG_ATTR = re.compile(
+    r"""\b(src|width|height|style)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I
+)
 
 
 def _filter_attribute(tag: str, name: str, value: str) -> str | None:
@@ -73,5 +75,5 @@ def _drop_pixel(match: re.Match[str]) -> str:
     for name, *values in _IMG_ATTR.findall(match.group(0)):
         found.setdefault(name.lower(), next((v for v in values if v), ""))
     src = found.get("src", "")
-    pixel = is_tracking_pixel(src, found.get("width"), found.get("height"))
+    pixel = is_tracking_pixel(src, found.get("width"), found.get("height"), found.get("style"))
     return "" if pixel else match.group(0)
