@@ -130,6 +130,22 @@ def test_reparse_keeps_ids_and_is_idempotent(tmp_path: Path) -> None:
         assert snapshot(db) == before
 
 
+def test_reparse_keeps_what_an_operator_released_after_review(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    untrusting = ["--db", str(db)]  # no config: no trusted server, government mail is held
+    CliRunner().invoke(cli, [*untrusting, "import", str(DATA / "dod-release.eml")])
+    assert rows(db, "select status from releases") == [("quarantined",)]
+    assert CliRunner().invoke(cli, [*untrusting, "release", "1"]).exit_code == 0
+    for _ in range(2):
+        result = CliRunner().invoke(cli, [*untrusting, "reparse"])
+        assert result.exit_code == 0, result.output
+        assert "quarantined 0" in result.stdout
+        assert rows(db, "select id, status from releases") == [(1, "published")]
+        assert rows(db, "select status, error from messages") == [
+            ("stored", "released after review: quarantined: no trusted_authserv_ids configured")
+        ]
+
+
 def test_reparse_applies_an_improved_extraction(tmp_path: Path) -> None:
     db = tmp_path / "g.db"
     import_paths(db, DATA / "dod-release.eml", DATA / "dod-advisory.eml")

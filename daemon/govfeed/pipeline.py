@@ -9,7 +9,7 @@ rolls back, so nothing is half-written.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from typing import Any
 
@@ -22,7 +22,7 @@ from govfeed.errors import SourceError
 from govfeed.models import Ignored, RawMessage
 from govfeed.schema import iso, utc_now
 from govfeed.sources import Source
-from govfeed.store import MessageRow, Store
+from govfeed.store import RELEASED_AFTER_REVIEW, MessageRow, Store
 
 log = structlog.get_logger(__name__)
 
@@ -224,13 +224,15 @@ def reparse(store: Store, settings: Settings) -> Summary:
     """Re-extract every stored message from its raw bytes; release ids are kept.
 
     Idempotent: the releases, their versions and message counts are rebuilt from the
-    messages in the order they were stored, so a second run changes nothing.
+    messages in the order they were stored, so a second run changes nothing. A message an
+    operator released after review (`govfeed release`) stays released.
     """
     summary = Summary()
     with store.transaction():
         previous = dict(
             store.conn.execute("select id, release_id from messages where release_id is not null")
         )
+        released = store.released_after_review()
         store.reset_release_links()
         for pk, status, mailbox in store.iter_message_pks():
             summary.read += 1
@@ -240,7 +242,11 @@ def reparse(store: Store, settings: Settings) -> Summary:
             # Headers only: a local DKIM check would fail old mail once keys rotate.
             policy = settings.authentication_for(mailbox).model_copy(update={"dkim_verify": False})
             analysis = analyze(store.read_raw(pk), policy)
-            store.update_message(pk, **_reparse_fields(analysis))
+            fields = _reparse_fields(analysis)
+            if pk in released and analysis.action == "quarantine":
+                analysis = replace(analysis, action="publish")  # the operator's decision
+                fields.update(status="stored", error=RELEASED_AFTER_REVIEW + str(fields["error"]))
+            store.update_message(pk, **fields)
             _link_release(store, pk, analysis, summary, reuse_id=previous.get(pk))
         summary.dropped_releases = store.drop_unclaimed_releases()
     log.info("reparse_finished", **summary.as_dict())

@@ -25,6 +25,7 @@ from govfeed.schema import iso, migrate, schema_version, utc_now
 
 BUSY_TIMEOUT_MS = 10_000
 RAW_COMPRESSION = "zlib"
+RELEASED_AFTER_REVIEW = "released after review: "  # the start of such a message's `error`
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,12 +396,19 @@ class Store:
             raise StoreError(f"release {release_id} is {status}, not quarantined")
         self.conn.execute("update releases set status = 'published' where id = ?", (release_id,))
         cursor = self.conn.execute(
-            "update messages set status = 'stored',"
-            " error = 'released after review: ' || coalesce(error, '')"
+            "update messages set status = 'stored', error = ? || coalesce(error, '')"
             " where release_id = ? and status = 'quarantined'",
-            (release_id,),
+            (RELEASED_AFTER_REVIEW, release_id),
         )
         return cursor.rowcount
+
+    def released_after_review(self) -> set[int]:
+        """The messages an operator released with `govfeed release`."""
+        rows = self.conn.execute(
+            "select id from messages where substr(error, 1, ?) = ?",
+            (len(RELEASED_AFTER_REVIEW), RELEASED_AFTER_REVIEW),
+        )
+        return {int(pk) for (pk,) in rows}
 
     # -- reparse support -----------------------------------------------------------------
 
