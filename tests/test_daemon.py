@@ -307,9 +307,21 @@ def test_the_idle_watcher_renews_its_idle_and_wakes_on_mail(
         delivered = time.monotonic()
         wait_until(lambda: len(wakes) == 2, 10, "the wake for new mail")
         watcher.stop.set()
-        assert watcher.join(5)  # at its next renewal at the latest
+        assert watcher.join(5)
     assert wakes[1] - delivered < 2.0
     assert not [e for e in logs if e["log_level"] in ("warning", "error")]
+
+
+def test_a_stopped_idle_watcher_ends_without_waiting_for_its_renewal(
+    imap_account: Account,
+) -> None:
+    wakes: list[float] = []
+    watcher = IdleWatcher(imap_account.mailbox_settings(), "INBOX", lambda: wakes.append(0))
+    watcher.start()  # renews its IDLE every IDLE_RENEW_SECONDS, 10 minutes
+    wait_until(lambda: wakes, 10, "the wake after connecting")
+    time.sleep(0.5)  # in IDLE now
+    watcher.stop.set()
+    assert watcher.join(3)  # a reload or a shutdown does not leave it holding a connection
 
 
 def test_retry_delay_doubles_with_jitter_up_to_the_cap() -> None:

@@ -41,6 +41,7 @@ from govfeed.store import Store
 
 log = structlog.get_logger(__name__)
 
+WATCHER_STOP_SECONDS = 3.0  # at exit, how long IDLE watchers get to log out
 CHECKPOINT_SECONDS = 300.0  # wal_checkpoint(TRUNCATE), so readers cannot grow the WAL
 MAX_JITTER_SECONDS = 30.0  # at most this much (or a tenth of the interval) added per poll
 _TICK_SECONDS = 5.0  # the main loop's longest sleep without a watchdog
@@ -142,9 +143,7 @@ class Daemon:
                 self._notifier.send("STOPPING=1")
                 log.info("daemon_stopping")
                 self._scheduler.shutdown(wait=True)  # a running poll commits its batch first
-                for watchers in self._watchers.values():
-                    for watcher in watchers:
-                        watcher.stop.set()  # daemon threads: one may still sit in IDLE
+                self._stop_watchers()
         self._checkpoint()
         log.info("daemon_stopped")
         return 0
@@ -240,6 +239,16 @@ class Daemon:
             self._add(new[name])
         log.info("config_reloaded", mailboxes=sorted(new), changed=changed, retried=failing)
         self._notifier.send(f"STATUS={self._status()}")
+
+    def _stop_watchers(self) -> None:
+        """Stop every IDLE watcher and give them a moment to log out; one stuck in a
+        network call is a daemon thread and does not hold up the exit."""
+        watchers = [w for ws in self._watchers.values() for w in ws]
+        for watcher in watchers:
+            watcher.stop.set()
+        deadline = time.monotonic() + WATCHER_STOP_SECONDS
+        for watcher in watchers:
+            watcher.join(max(deadline - time.monotonic(), 0.0))
 
     def _status(self) -> str:
         return f"watching {len(self._runners)} mailbox(es)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import imaplib
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -29,6 +30,7 @@ log = structlog.get_logger(__name__)
 
 # RFC 2177: servers may drop an IDLE after 30 minutes; one wait never goes past 29.
 IDLE_MAX_SECONDS = 29 * 60
+IDLE_STOP_CHECK_SECONDS = 1.0  # how soon a waiting IDLE notices that it should stop
 _STORE_CHUNK = 500  # UIDs per STORE/COPY/MOVE command, to keep command lines short
 _NEW_MAIL = (b"EXISTS", b"RECENT")
 # What imapclient, imaplib, ssl and socket raise for a failed, refused or cut connection.
@@ -216,12 +218,19 @@ class ImapSession:
                 )
             yield batch
 
-    def idle_wait(self, folder: str, timeout: float, known_uidnext: int | None = None) -> bool:
+    def idle_wait(
+        self,
+        folder: str,
+        timeout: float,
+        known_uidnext: int | None = None,
+        stop: threading.Event | None = None,
+    ) -> bool:
         """Wait in IDLE on `folder` until new mail (True) or `timeout` seconds pass (False).
 
         With `known_uidnext`, mail that arrived before the IDLE began counts too (no race
         between the last poll and this wait). The wait is capped at 29 minutes; renewing it
-        is the caller's loop. IDLE is always ended with DONE before this returns.
+        is the caller's loop. With `stop`, it also ends within a second of `stop` being
+        set. IDLE is always ended with DONE before this returns.
         """
         _uidvalidity, uidnext = self.folder_status(folder)
         if known_uidnext is not None and uidnext > known_uidnext:
@@ -233,22 +242,28 @@ class ImapSession:
         try:
             with self._errors(f"{folder}: IDLE"):
                 client.idle()
-                new_mail = self._idle_until(client, deadline)
+                new_mail = self._idle_until(client, deadline, stop)
                 _message, responses = client.idle_done()
         except ImapError:
             self._drop()  # whatever broke, never leave a connection half in IDLE
             raise
         return new_mail or _has_new_mail(responses)
 
-    def _idle_until(self, client: IMAPClient, deadline: float) -> bool:
+    def _idle_until(
+        self, client: IMAPClient, deadline: float, stop: threading.Event | None
+    ) -> bool:
         quiet_wakeups = 0
         while (remaining := deadline - time.monotonic()) > 0:
-            responses = client.idle_check(timeout=remaining)
+            if stop is not None and stop.is_set():
+                return False
+            wait = min(remaining, IDLE_STOP_CHECK_SECONDS)
+            started = time.monotonic()
+            responses = client.idle_check(timeout=wait)
             if _has_new_mail(responses):
                 return True
             if any(len(r) > 0 and r[0] == b"BYE" for r in responses):
                 raise ImapError(f"{self._where}: the server ended the session during IDLE")
-            if not responses and deadline - time.monotonic() > 0.01:
+            if not responses and time.monotonic() - started < wait - 0.01:
                 # idle_check returns [] at once, forever, when the server has closed the
                 # connection (it swallows EOF: mjs/imapclient#565). Three in a row: gone.
                 quiet_wakeups += 1
