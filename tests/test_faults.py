@@ -9,6 +9,7 @@ skip, saying why).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -141,6 +142,10 @@ def test_a_read_only_database_is_refused_with_a_clear_error(small_fs: Path, mail
             " directory exists and is writable: SQLite creates the -wal and -shm files beside"
             " the database"
         ], command
+    # Reading still works: `govfeed status` (a Docker HEALTHCHECK, an operator) sees it all.
+    status = govfeed("--db", str(db), "status", "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert sum(json.loads(status.stdout)["messages_by_status"].values()) == 200
     remount(small_fs, "rw")
     assert assert_whole_batches(db, 200) == 200
 

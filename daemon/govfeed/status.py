@@ -7,6 +7,7 @@ window), 2 unusable (config or database).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -80,14 +81,25 @@ def collect_status(path: Path, watches: list[Watch], *, now: datetime | None = N
     if not path.is_file():
         raise StatusError(f"database {path} does not exist")
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        conn.execute("PRAGMA busy_timeout = 5000")
-        try:
-            return _report(conn, path, watches, now)
-        finally:
-            conn.close()
+        return _read(path, watches, now, "mode=ro")
     except sqlite3.Error as err:
+        wal = path.with_name(path.name + "-wal")
+        if getattr(err, "sqlite_errorname", "") == "SQLITE_CANTOPEN" and not wal.exists():
+            # A WAL database on a read-only file system (or in a directory this user may
+            # not write) cannot make its -shm file. Without a -wal file everything is in
+            # the database file itself, which can then be read as immutable.
+            with contextlib.suppress(sqlite3.Error):
+                return _read(path, watches, now, "mode=ro&immutable=1")
         raise StatusError(f"cannot read database {path}: {err}") from err
+
+
+def _read(path: Path, watches: list[Watch], now: datetime, options: str) -> Report:
+    conn = sqlite3.connect(f"file:{path}?{options}", uri=True)
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        return _report(conn, path, watches, now)
+    finally:
+        conn.close()
 
 
 def _report(conn: sqlite3.Connection, path: Path, watches: list[Watch], now: datetime) -> Report:
