@@ -208,7 +208,7 @@ def test_a_database_locked_by_another_writer_fails_the_import_cleanly(
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1] == (
         f"Error: cannot write database {db}: database is locked: another process held the"
-        " write lock for over 0 s (another govfeed import, poll or run on the same database?)"
+        " write lock for over 0.3 s (another govfeed import, poll or run on the same database?)"
     )
     writer.execute("rollback")
     writer.close()

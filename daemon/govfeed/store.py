@@ -80,7 +80,7 @@ def explain(err: sqlite3.Error | OSError) -> str:
     """SQLite's terse message, with what usually causes it."""
     primary = "_".join(str(getattr(err, "sqlite_errorname", "")).split("_")[:2])  # no _EXTENDED
     hint = {
-        "SQLITE_BUSY": f"another process held the write lock for over {BUSY_TIMEOUT_MS // 1000} s"
+        "SQLITE_BUSY": f"another process held the write lock for over {BUSY_TIMEOUT_MS / 1000:g} s"
         " (another govfeed import, poll or run on the same database?)",
         "SQLITE_FULL": "no space left where the database lives",
         "SQLITE_READONLY": "the database, its directory or its file system is read-only",
