@@ -104,7 +104,13 @@ class RunningDaemon:
         os.killpg(self.process.pid, signum)
 
     def exit_code(self, timeout: float = 15) -> int:
-        return self.process.wait(timeout)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.send(signal.SIGUSR1)  # every thread's stack into the log, to see where
+            time.sleep(1)
+            tail = self.log.read_text()[-12000:]
+            raise AssertionError(f"no exit in {timeout} s:\n{tail}") from None
 
     def kill(self) -> None:
         """Whatever is left of it (analyzer workers included)."""

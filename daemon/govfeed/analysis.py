@@ -4,8 +4,9 @@
 error boundary for everything that reads the mail. `analyze_stream` runs it over a stream
 of messages in a small process pool with a bounded window of work in flight, so memory
 stays flat and the main process (reading, de-duplicating, writing SQLite) works while the
-workers parse. A worker that dies takes only its chunk down: those messages are recorded
-as failed and the pool is made anew.
+workers parse. Workers ignore signals meant for the main process; a worker that dies
+anyway breaks the pool, which is made anew and given the chunks in flight once more;
+only a chunk that breaks the new pool too is recorded as failed.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import multiprocessing
 import os
 import signal
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
+
+import structlog
 
 from govfeed.auth import authenticate
 from govfeed.config import AuthenticationSettings
@@ -33,10 +35,13 @@ from govfeed.parse import parse_message
 from govfeed.schema import iso
 from govfeed.store import compress_raw
 
+log = structlog.get_logger(__name__)
+
 CHUNK = 32  # messages per task: big enough to amortise the inter-process hop
 MIN_PARALLEL = 2 * CHUNK  # fewer messages than this are analysed in-process
 _MAX_ERROR_CHARS = 1000
 PARENT_CHECK_SECONDS = 0.5  # how soon a worker notices that the main process died
+_WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,21 +98,23 @@ def analyze_many(datas: list[bytes], policy: AuthenticationSettings) -> list[Ana
 
 
 def _worker_init(parent: int) -> None:
-    """Workers leave signals to the main process: a Ctrl-C or a signal to the whole process
-    group (systemd's control-group kill) must not kill them under the pool, which can hang
-    Python 3.11's ProcessPoolExecutor; the main process shuts the pool down itself.
+    """Workers leave SIGINT and SIGTERM to the main process: a Ctrl-C or a signal to the
+    whole process group must not kill them under the pool; the main process shuts the
+    pool down itself. Only the main process's own SIGTERM ends a worker (the pool uses it
+    to put down the workers of a broken pool: ignoring it hangs the pool).
 
     They do not outlive it either: a worker holds both ends of the pool's task queue, so
-    it would wait for work for ever after a SIGKILL of the main process. A thread watches
-    for the worker being re-parented and ends it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    it would wait for work for ever after a SIGKILL of the main process."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS)  # the guard below takes them
+    threading.Thread(target=_guard, args=(parent,), daemon=True).start()
 
 
-def _exit_with_parent(parent: int) -> None:
+def _guard(parent: int) -> None:
+    """A worker's signal thread: exit on the main process's SIGTERM or when it is gone."""
     while os.getppid() == parent:
-        time.sleep(PARENT_CHECK_SECONDS)
+        info = signal.sigtimedwait(_WORKER_SIGNALS, PARENT_CHECK_SECONDS)
+        if info is not None and info.si_signo == signal.SIGTERM and info.si_pid == parent:
+            break
     os._exit(1)
 
 
@@ -186,12 +193,21 @@ class Analyzer:
     def _collect(
         self, chunk: list[RawMessage], skipped: list[bool], future: Future[list[Analysis]]
     ) -> Iterator[tuple[RawMessage, Analysis | None]]:
+        todo = [raw.data for raw, s in zip(chunk, skipped, strict=True) if not s]
         try:
             results = iter(future.result())
-        except BrokenProcessPool as err:
-            self.close()  # the next submit starts a fresh pool
-            failed = Analysis({}, None, _error_text("analysis", err))
-            results = iter([failed] * len(chunk))
+        except (BrokenProcessPool, CancelledError):  # cancelled: by closing a broken pool
+            # A worker died: a signal while it started (before it could ignore one), the
+            # OOM killer, or a message that crashes the interpreter. The chunks in flight
+            # are lost with the pool; each is tried once more in a fresh one, and only a
+            # chunk that breaks that one too is recorded as failed.
+            self.close()
+            try:
+                results = iter(self._submit(todo).result())
+            except BrokenProcessPool as err:
+                self.close()
+                log.warning("analysis_worker_died", messages=len(todo))
+                results = iter([Analysis({}, None, _error_text("analysis", err))] * len(todo))
         for raw, was_skipped in zip(chunk, skipped, strict=True):
             yield raw, None if was_skipped else next(results)
 

@@ -6,8 +6,10 @@ one-line message and a non-zero exit code.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,7 +216,8 @@ def run(obj: Context) -> None:
     when IMAP IDLE announces new mail.
 
     SIGTERM or SIGINT let the batch being stored commit, then exit 0; SIGHUP reloads the
-    configuration (a bad one is logged and the old one kept). Under systemd Type=notify it
+    configuration (a bad one is logged and the old one kept); SIGUSR1 prints every
+    thread's stack to stderr (for a daemon that seems stuck). Under systemd Type=notify it
     sends READY=1, WATCHDOG=1 and STOPPING=1. Exit status 2 if the config is unusable.
 
     \b
@@ -223,6 +226,7 @@ def run(obj: Context) -> None:
     """
     root = click.get_current_context().find_root()
     configure_logging(root.params["log_level"], stream="stdout")  # a service's logs: stdout
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         code = daemon.Daemon(obj.settings).run()
     except ConfigError as err:

@@ -1,0 +1,156 @@
+"""The analyzer's worker pool under signals: real spawned workers, real signals.
+
+A signal meant for the main process (Ctrl-C, a SIGTERM to the process group) must not
+kill a worker; a worker that dies anyway (the OOM killer, a signal while it was starting)
+costs a retry of the chunks in flight, not failed messages and never a hang; only a pool
+that breaks again gives up on a chunk, recording its messages as failed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from govfeed.analysis import Analyzer
+from govfeed.config import AuthenticationSettings
+from govfeed.models import RawMessage
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+
+import contextlib
+
+import mailgen
+
+POLICY = AuthenticationSettings(trusted_authserv_ids=["mx.google.com"])
+
+
+@pytest.fixture(scope="module")
+def messages() -> list[RawMessage]:
+    return [
+        RawMessage(
+            data=mailgen.dod_release(
+                title=f"Department Update {n} on Readiness",
+                paragraphs=[f"Item {n}: the Department today announced progress."],
+                article_id=6_000_000 + n,
+                bulletin_id=f"20241201.{500_000_000 + n}",
+                message_id=f"<analysis.{n}@public.govdelivery.com>",
+            ),
+            source="test",
+        )
+        for n in range(400)
+    ]
+
+
+def workers() -> list[int]:
+    """This process's pool workers (not multiprocessing's resource tracker)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == os.getpid() and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def consume(stream: Iterator[tuple[RawMessage, object]], after: int, act: object) -> list[object]:
+    """Every analysis of the stream; `act()` once `after` of them came back."""
+    results = []
+    for _, analysis in stream:
+        results.append(analysis)
+        if len(results) == after:
+            act()  # type: ignore[operator]
+    return results
+
+
+def wait_for_workers(count: int) -> list[int]:
+    deadline = time.monotonic() + 30
+    while len(found := workers()) < count:
+        assert time.monotonic() < deadline, f"{len(found)} workers, not {count}"
+        time.sleep(0.05)
+    return found
+
+
+def test_a_signal_for_the_main_process_does_not_kill_a_worker(
+    messages: list[RawMessage],
+) -> None:
+    analyzer = Analyzer(2, POLICY)
+    signalled: list[int] = []
+    try:
+
+        def signal_workers() -> None:
+            for pid in wait_for_workers(2):
+                # From another process, as Ctrl-C or `kill -TERM -PGID` reach the whole
+                # process group (the main process's own SIGTERM would end the worker).
+                subprocess.run(["kill", "-INT", str(pid)], check=True)
+                subprocess.run(["kill", "-TERM", str(pid)], check=True)
+                signalled.append(pid)
+
+        results = consume(analyzer.stream(messages), 64, signal_workers)
+        assert signalled and set(signalled) <= set(workers())  # the same workers, alive
+    finally:
+        analyzer.close()
+    assert len(results) == len(messages)
+    assert all(a.error is None for a in results)  # type: ignore[attr-defined]
+    assert workers() == []  # the pool's own shutdown still ends them
+
+
+def test_a_worker_killed_mid_stream_costs_a_retry_not_a_message(
+    messages: list[RawMessage],
+) -> None:
+    analyzer = Analyzer(2, POLICY)
+    killed: list[int] = []
+    try:
+
+        def kill_one() -> None:
+            pid = wait_for_workers(2)[0]
+            os.kill(pid, signal.SIGKILL)  # the OOM killer's way
+            killed.append(pid)
+
+        started = time.monotonic()
+        results = consume(analyzer.stream(messages), 64, kill_one)
+        assert time.monotonic() - started < 120  # no hang waiting for the broken pool
+        assert killed and killed[0] not in workers()
+    finally:
+        analyzer.close()
+    assert len(results) == len(messages)
+    assert all(a.error is None for a in results)  # type: ignore[attr-defined]
+    assert workers() == []  # close() ended the fresh pool's workers too
+
+
+def test_a_pool_that_breaks_again_records_the_chunk_as_failed_and_goes_on(
+    messages: list[RawMessage],
+) -> None:
+    analyzer = Analyzer(2, POLICY)
+    stop = threading.Event()
+
+    def keep_killing() -> None:  # every worker dies as soon as it is seen, for a while
+        while not stop.is_set():
+            for pid in workers():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=keep_killing, daemon=True)
+    try:
+        killer.start()
+        results = consume(analyzer.stream(messages), 96, stop.set)  # then the killing stops
+    finally:
+        stop.set()
+        killer.join()
+        analyzer.close()
+    assert len(results) == len(messages)
+    failed = [a for a in results if a is not None and a.error is not None]
+    assert failed, "the killer never broke a pool twice"
+    assert all("analysis" in str(a.error) for a in failed)
+    assert len(failed) < len(messages)  # once the killing stopped, the rest went through
