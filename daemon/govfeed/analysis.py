@@ -30,10 +30,9 @@ from govfeed.auth import authenticate
 from govfeed.config import AuthenticationSettings
 from govfeed.errors import GovfeedError
 from govfeed.extract import extract_release
+from govfeed.formats import compress_raw, iso
 from govfeed.models import Ignored, ParsedMessage, RawMessage, Release
 from govfeed.parse import parse_message
-from govfeed.schema import iso
-from govfeed.store import compress_raw
 
 log = structlog.get_logger(__name__)
 

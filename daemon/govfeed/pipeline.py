@@ -19,8 +19,8 @@ from govfeed import dedupe
 from govfeed.analysis import Analysis, Analyzer, analyze
 from govfeed.config import AuthenticationSettings, Settings
 from govfeed.errors import SourceError
+from govfeed.formats import iso, utc_now
 from govfeed.models import Ignored, RawMessage
-from govfeed.schema import iso, utc_now
 from govfeed.sources import Source
 from govfeed.store import RELEASED_AFTER_REVIEW, MessageRow, Store
 

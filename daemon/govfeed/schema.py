@@ -7,9 +7,10 @@ Add new migrations at the end; never edit one that has shipped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import sqlite_utils
+
+from govfeed.formats import utc_now
 
 Migration = Callable[[sqlite_utils.Database], None]
 
@@ -189,16 +190,3 @@ def schema_version(db: sqlite_utils.Database) -> int:
         return 0
     row = db.execute("select max(version) from govfeed_migrations").fetchone()
     return int(row[0] or 0)
-
-
-def utc_now() -> str:
-    return iso(datetime.now(UTC)) or ""
-
-
-def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC, to the second, with a Z: the one time format in the database."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from govfeed.schema import SCHEMA_VERSION, iso
+from govfeed.formats import iso
+from govfeed.schema import SCHEMA_VERSION
 
 HEALTHY, DEGRADED, UNUSABLE = 0, 1, 2
 STALE_INTERVALS = 3  # default window: this many poll intervals without a success

@@ -1,0 +1,34 @@
+"""How times and raw mail are written to the database.
+
+Kept apart from `store` and `schema` so that the parsing workers, which need both, do
+not import sqlite_utils (about 15 MB of memory in every worker).
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC, datetime
+
+RAW_COMPRESSION = "zlib"
+
+
+def compress_raw(raw: bytes) -> bytes:
+    # Level 1: a third faster than the default 6 on bulletins, for ~10% more bytes.
+    return zlib.compress(raw, 1)
+
+
+def decompress_raw(data: bytes, compression: str | None) -> bytes:
+    return zlib.decompress(data) if compression == RAW_COMPRESSION else bytes(data)
+
+
+def utc_now() -> str:
+    return iso(datetime.now(UTC)) or ""
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC, to the second, with a Z: the one time format in the database."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
