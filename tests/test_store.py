@@ -111,9 +111,9 @@ def test_transaction_rolls_back_everything_on_error(tmp_path: Path) -> None:
 
 def test_cursor_round_trip(tmp_path: Path) -> None:
     with Store(tmp_path / "g.db") as store:
-        assert store.load_cursor("dod", "INBOX") == (None, 0)
+        assert store.load_cursor("dod", "INBOX") == (None, 0, None)
         store.save_cursor("dod", "INBOX", 42, 17)
-        assert store.load_cursor("dod", "INBOX") == (42, 17)
+        assert store.load_cursor("dod", "INBOX") == (42, 17, None)
         store.save_poll_error("dod", "INBOX", "connection refused")
         row = store.conn.execute("select last_uid, last_error from mailbox_state").fetchone()
         assert row == (17, "connection refused")

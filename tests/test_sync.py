@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +318,38 @@ def test_since_limits_the_first_sync_only(imap_account: Account, tmp_path: Path)
     imap_account.deliver(release(3))
     assert poll(db, mailbox).summary.read == 1
     assert stored_uids(db) == [3]
+
+
+def test_an_interrupted_since_sync_goes_on_with_since(
+    imap_account: Account, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`since` limits the mail there is at the first sync, also when that sync is stopped
+    after its first batch: the next poll must not import the old mail above the cursor,
+    and mail arriving later is read whatever its date."""
+    old, new = datetime(2020, 1, 1, 12, tzinfo=UTC), datetime.now(UTC)
+    with imap_account.client() as client:
+        for n in range(1, 31):  # odd UIDs are old mail, even UIDs recent
+            client.append("INBOX", release(n), msg_time=old if n % 2 else new)
+    stop = threading.Event()
+    real_save = sync._save_analyzed
+
+    def save_then_stop(*args: Any, **kwargs: Any) -> None:
+        real_save(*args, **kwargs)
+        stop.set()
+
+    monkeypatch.setattr(sync, "_save_analyzed", save_then_stop)
+    db = tmp_path / "g.db"
+    mailbox = imap_account.mailbox_settings(batch_size=5, since=date(2024, 1, 1))
+    assert poll(db, mailbox, stop=stop).stopped
+    assert stored_uids(db) == [2, 4, 6, 8, 10]
+    assert rows(db, "select since_until_uid from mailbox_state") == [(30,)]
+    monkeypatch.setattr(sync, "_save_analyzed", real_save)
+    with imap_account.client() as client:  # arrives after the first sync began
+        client.append("INBOX", release(31), msg_time=old)
+    assert poll(db, mailbox).ok
+    assert stored_uids(db) == [*range(2, 31, 2), 31]
+    assert state(db)["last_uid"] == 31
+    assert rows(db, "select since_until_uid from mailbox_state") == [(None,)]
 
 
 def test_post_action_seen_flags_only_stored_mail(imap_account: Account, tmp_path: Path) -> None:

@@ -174,12 +174,27 @@ class ImapSession:
         except KeyError as err:
             raise ImapError(f"{self._where}: {folder}: EXAMINE gave no {err.args[0]!r}") from None
 
-    def new_uids(self, folder: str, after_uid: int, since: date | None = None) -> list[int]:
-        """UIDs above `after_uid`, ascending; with `since`, only mail received on or after it."""
+    def new_uids(
+        self,
+        folder: str,
+        after_uid: int,
+        since: date | None = None,
+        since_until: int | None = None,
+    ) -> list[int]:
+        """UIDs above `after_uid`, ascending. With `since`, only mail received on or after
+        it, among the UIDs up to `since_until` when that is given (all of them when not)."""
         self._select(folder, readonly=True)
-        criteria: list[Any] = ["UID", f"{after_uid + 1}:*"]
-        if since is not None:
-            criteria += ["SINCE", since]
+        if since is None:
+            return self._search(folder, after_uid, ["UID", f"{after_uid + 1}:*"])
+        if since_until is None:
+            return self._search(folder, after_uid, ["UID", f"{after_uid + 1}:*", "SINCE", since])
+        # "a:b" is the same set as "b:a" (RFC 3501 9): only ask when the range is upward.
+        limited = ["UID", f"{after_uid + 1}:{since_until}", "SINCE", since]
+        older = self._search(folder, after_uid, limited) if after_uid < since_until else []
+        newer = self._search(folder, max(after_uid, since_until), ["UID", f"{since_until + 1}:*"])
+        return sorted(set(older) | set(newer))
+
+    def _search(self, folder: str, after_uid: int, criteria: list[Any]) -> list[int]:
         with self._errors(f"{folder}: UID SEARCH"):
             found = self._imap.search(criteria)
         # "n:*" always matches the highest UID, even when it is below n (RFC 3501 6.4.8).

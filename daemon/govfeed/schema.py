@@ -154,9 +154,17 @@ def _published_releases_view(db: sqlite_utils.Database) -> None:
     )
 
 
+def _since_until_uid(db: sqlite_utils.Database) -> None:
+    # A first sync limited by `since` (or the re-scan after a UIDVALIDITY change) that is
+    # interrupted goes on with the same limit: the highest UID that scan covers, null once
+    # the scan is done.
+    db.table("mailbox_state").add_column("since_until_uid", int)
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("initial", _initial),
     ("published_releases_view", _published_releases_view),
+    ("mailbox_state_since_until_uid", _since_until_uid),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -432,25 +432,47 @@ class Store:
     # -- mailbox cursor ------------------------------------------------------------------
 
     def save_cursor(self, mailbox: str, folder: str, uidvalidity: int, last_uid: int) -> None:
+        """Move a folder's cursor and stamp the poll a success; a `since` scan whose last
+        UID this reaches is done."""
         now = utc_now()
         self.conn.execute(
             "insert into mailbox_state (mailbox, folder, uidvalidity, last_uid, last_poll_at,"
             " last_success_at, last_error) values (?, ?, ?, ?, ?, ?, null)"
             " on conflict (mailbox, folder) do update set uidvalidity = excluded.uidvalidity,"
             " last_uid = excluded.last_uid, last_poll_at = excluded.last_poll_at,"
-            " last_success_at = excluded.last_success_at, last_error = null",
+            " last_success_at = excluded.last_success_at, last_error = null,"
+            " since_until_uid = case when excluded.last_uid < since_until_uid"
+            " then since_until_uid end",
             (mailbox, folder, uidvalidity, last_uid, now, now),
         )
 
-    def load_cursor(self, mailbox: str, folder: str) -> tuple[int | None, int]:
-        """(uidvalidity, last_uid) for a folder; (None, 0) before the first sync."""
+    def start_scan(
+        self, mailbox: str, folder: str, uidvalidity: int, since_until_uid: int | None
+    ) -> None:
+        """Begin reading a folder from its first UID under `uidvalidity` (a first sync, or
+        a re-scan after a UIDVALIDITY change). With `since_until_uid`, the UIDs up to it
+        are read only when received on or after the mailbox's `since`, until the cursor
+        passes it, even across restarts."""
+        self.conn.execute(
+            "insert into mailbox_state (mailbox, folder, uidvalidity, last_uid, last_poll_at,"
+            " since_until_uid) values (?, ?, ?, 0, ?, ?)"
+            " on conflict (mailbox, folder) do update set uidvalidity = excluded.uidvalidity,"
+            " last_uid = 0, last_poll_at = excluded.last_poll_at,"
+            " since_until_uid = excluded.since_until_uid",
+            (mailbox, folder, uidvalidity, utc_now(), since_until_uid),
+        )
+
+    def load_cursor(self, mailbox: str, folder: str) -> tuple[int | None, int, int | None]:
+        """(uidvalidity, last_uid, since_until_uid) for a folder; (None, 0, None) before the
+        first sync. since_until_uid is set while a `since` scan is unfinished."""
         row = self.conn.execute(
-            "select uidvalidity, last_uid from mailbox_state where mailbox = ? and folder = ?",
+            "select uidvalidity, last_uid, since_until_uid from mailbox_state"
+            " where mailbox = ? and folder = ?",
             (mailbox, folder),
         ).fetchone()
         if row is None:
-            return None, 0
-        return row[0], int(row[1] or 0)
+            return None, 0, None
+        return row[0], int(row[1] or 0), row[2]
 
     def save_poll_error(self, mailbox: str, folder: str, error: str) -> None:
         self.conn.execute(

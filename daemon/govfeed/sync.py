@@ -173,15 +173,21 @@ def _sync_folder(poll: _Poll, outcome: FolderResult) -> None:
     session, store = poll.session, poll.store
     name, folder = session.mailbox.name, outcome.folder
     uidvalidity, uidnext = session.folder_status(folder)
-    known_validity, last_uid = store.load_cursor(name, folder)
+    known_validity, last_uid, since_until = store.load_cursor(name, folder)
     outcome.uidvalidity, outcome.uidnext = uidvalidity, uidnext
-    since: date | None = None
     if known_validity != uidvalidity:
         if known_validity is not None:
             log.warning("uidvalidity_changed", old=known_validity, new=uidvalidity)
-        outcome.rescanned, last_uid, since = True, 0, session.mailbox.since
+        # `since` limits the mail there is now, also when this scan is interrupted.
+        since_until = uidnext - 1 if session.mailbox.since is not None else None
+        store.start_scan(name, folder, uidvalidity, since_until)
+        outcome.rescanned, last_uid = True, 0
+    since: date | None = None
+    if since_until is not None and last_uid < since_until:
+        since = session.mailbox.since
     # UIDNEXT says whether anything is new: an empty poll needs no SEARCH.
-    uids = [] if uidnext - 1 <= last_uid else session.new_uids(folder, last_uid, since)
+    nothing_new = uidnext - 1 <= last_uid
+    uids = [] if nothing_new else session.new_uids(folder, last_uid, since, since_until)
     if uids and _fetch_and_store(poll, outcome, uids):
         poll.result.stopped = True
         return
