@@ -150,6 +150,40 @@ def test_a_read_only_database_is_refused_with_a_clear_error(small_fs: Path, mail
     assert assert_whole_batches(db, 200) == 200
 
 
+def test_status_reads_a_crashed_writers_wal_on_a_read_only_file_system(
+    small_fs: Path, mail: Path
+) -> None:
+    db = small_fs / "govfeed.db"
+    assert govfeed("--db", str(db), "import", str(mail)).returncode == 0
+    # A writer killed with its last commit still in the -wal (and the -shm beside it).
+    crash = (
+        "import os, sqlite3, sys\n"
+        "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "conn.execute('pragma wal_autocheckpoint = 0')\n"
+        "conn.execute(\"update messages set status = 'failed' where id <= 3\")\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", crash, str(db)], check=True)
+    assert Path(f"{db}-wal").stat().st_size > 0 and Path(f"{db}-shm").exists()
+    remount(small_fs, "ro")
+    status = govfeed("--db", str(db), "status", "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert json.loads(status.stdout)["messages_by_status"] == {"failed": 3, "quarantined": 197}
+    # A -wal without its -shm cannot be read there: one clear line, not stale figures.
+    remount(small_fs, "rw")
+    Path(f"{db}-shm").unlink()
+    remount(small_fs, "ro")
+    status = govfeed("--db", str(db), "status", "--json")
+    assert status.returncode == 2
+    assert json.loads(status.stdout) == {
+        "healthy": False,
+        "exit_code": 2,
+        "error": f"cannot read database {db}: unable to open database file: govfeed.db-wal"
+        " holds changes not yet in the database and govfeed.db-shm cannot be created here;"
+        " read it where its directory is writable",
+    }
+
+
 def test_a_long_reader_neither_blocks_nor_stalls_the_import(tmp_path: Path, mail: Path) -> None:
     db = tmp_path / "govfeed.db"
     with Store(db):

@@ -85,12 +85,21 @@ def collect_status(path: Path, watches: list[Watch], *, now: datetime | None = N
         return _read(path, watches, now, "mode=ro")
     except sqlite3.Error as err:
         wal = path.with_name(path.name + "-wal")
-        if getattr(err, "sqlite_errorname", "") == "SQLITE_CANTOPEN" and not wal.exists():
+        cannot_open = getattr(err, "sqlite_errorname", "") == "SQLITE_CANTOPEN"
+        if cannot_open and not wal.exists():
             # A WAL database on a read-only file system (or in a directory this user may
             # not write) cannot make its -shm file. Without a -wal file everything is in
             # the database file itself, which can then be read as immutable.
             with contextlib.suppress(sqlite3.Error):
                 return _read(path, watches, now, "mode=ro&immutable=1")
+        if cannot_open:
+            # With both -wal and -shm (a writer running, or killed) SQLite reads fine; a
+            # -wal alone (say, copied without its -shm) needs the -shm made first.
+            raise StatusError(
+                f"cannot read database {path}: {err}: {wal.name} holds changes not yet in the"
+                f" database and {path.name}-shm cannot be created here; read it where its"
+                " directory is writable"
+            ) from err
         raise StatusError(f"cannot read database {path}: {err}") from err
 
 
