@@ -33,3 +33,26 @@ WHERE status = 'published';
 
 CREATE INDEX IF NOT EXISTS idx_releases_status_release_date
     ON releases (status, release_date, agency, release_type);
+
+-- published_release_versions: the site's "Release versions", every text of a published
+-- release except those from mail held back in quarantine (a forged copy seen before the
+-- authenticated one stays out, though its release is published now).
+DROP VIEW IF EXISTS published_release_versions;
+CREATE VIEW published_release_versions AS
+SELECT
+    v.id,
+    v.release_id,
+    v.version,
+    v.content_hash,
+    v.title,
+    v.release_date,
+    v.url,
+    v.body_text,
+    v.body_html,
+    v.message_pk,
+    v.sent_at,
+    v.seen_at
+FROM release_versions v
+JOIN releases r ON r.id = v.release_id
+LEFT JOIN messages m ON m.id = v.message_pk
+WHERE r.status = 'published' AND coalesce(m.status, '') != 'quarantined';

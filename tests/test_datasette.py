@@ -196,7 +196,13 @@ def test_the_database_has_what_the_tests_rely_on(site: Site) -> None:
 
 def test_metadata_describes_every_column_a_reader_sees(site: Site) -> None:
     tables = json.loads(METADATA.read_text())["databases"]["govfeed"]["tables"]
-    for table in ("releases", "published_releases", "release_versions", "messages"):
+    for table in (
+        "releases",
+        "published_releases",
+        "release_versions",
+        "published_release_versions",
+        "messages",
+    ):
         columns = {row[1] for row in site.rows(f"pragma table_info({table})")}
         described = set(tables[table]["columns"])
         message = f"{table}: undocumented {columns - described}, stale {described - columns}"
@@ -211,12 +217,13 @@ def test_internal_tables_are_hidden_and_reader_tables_listed(site: Site) -> None
     database = site.json("/govfeed.json")
     hidden = {t["name"] for t in database["tables"] if t["hidden"]}
     shown = {t["name"] for t in database["tables"] if not t["hidden"]}
-    assert shown == {"release_versions", "mailbox_state"}
-    assert {"release_keys", "govfeed_migrations", "releases"} <= hidden
+    assert shown == {"mailbox_state"}
+    assert {"release_keys", "govfeed_migrations", "releases", "release_versions"} <= hidden
     # Not even listed: raw mail, and messages (subscriber address, unsubscribe link).
     assert not {"raw_messages", "messages"} & (hidden | shown)
     assert {name for name in hidden if name.startswith("releases_fts")} >= {"releases_fts"}
-    assert [view["name"] for view in database["views"]] == ["published_releases"]
+    views = {view["name"] for view in database["views"]}
+    assert views == {"published_releases", "published_release_versions"}
 
 
 def test_raw_mail_and_arbitrary_sql_are_for_the_operator_only(site: Site) -> None:
@@ -242,6 +249,23 @@ def test_releases_page_lists_published_releases_newest_first(
     assert "sorted by release_date descending" in response.text
     # body_html is rendered as HTML (not escaped) by datasette-render-html
     assert "<p>Zanzibar harbour notice.</p>" in response.text
+
+
+def test_reader_release_versions_leave_quarantined_texts_out(site: Site) -> None:
+    data = site.json("/govfeed/published_release_versions.json?_shape=objects&_size=max")
+    titles = {row["title"] for row in data["rows"]}
+    assert QUARANTINED_TITLE not in titles
+    published = site.rows(
+        "select v.title from release_versions v join releases r on r.id = v.release_id"
+        " where r.status = 'published'"
+    )
+    assert titles == {title for (title,) in published}
+    page = site.get("/govfeed/published_release_versions")
+    assert page.status_code == 200 and "quokka" not in page.text.lower()
+    assert "Release versions" in page.text  # the metadata's title, with the HTML rendered
+    # The operator table (hidden, reached by its address) keeps every version.
+    everything = site.json("/govfeed/release_versions.json?_shape=objects&_size=max")
+    assert QUARANTINED_TITLE in {row["title"] for row in everything["rows"]}
 
 
 def test_releases_json_api(site: Site, published: list[tuple[Any, ...]]) -> None:
@@ -373,6 +397,7 @@ def test_no_script_from_a_hostile_release_reaches_a_page_or_the_feed(site: Site)
         "/govfeed/releases",
         f"/govfeed/releases/{release_id[0]}",
         "/govfeed/release_versions",
+        "/govfeed/published_release_versions",
         "/govfeed/latest_releases",
         "/govfeed/search?q=zanzibar",
         "/govfeed/feed",

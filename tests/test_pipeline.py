@@ -318,3 +318,33 @@ def test_unauthenticated_copy_never_changes_a_published_release(tmp_path: Path) 
     assert code == 0
     assert "quarantined 1" in out
     assert snapshot(db)["releases"] == before
+
+
+def test_an_authenticated_mail_replaces_a_forged_copy_seen_before_it(tmp_path: Path) -> None:
+    """A forger who mails a doctored copy first, dated in the future so that it would look
+    like the newest text, must not have it published when the real release arrives."""
+    db = tmp_path / "g.db"
+    genuine = (DATA / "dod-release.eml").read_bytes()
+    forged = (
+        genuine.replace(b"Authentication-Results: mx.google.com", b"X-Old-Auth: mx")
+        .replace(b"Message-ID: <", b"Message-ID: <forged.")
+        .replace(b"Date: Sun, 28 Jul 2024", b"Date: Sun, 28 Jul 2030")
+        .replace(b"Minister Shin", b"Minister Someone")
+    )
+    copy = tmp_path / "forged.eml"
+    copy.write_bytes(forged)
+    assert "quarantined 1" in import_paths(db, copy)[1]
+    assert rows(db, "select status from releases") == [("quarantined",)]
+    code, out, _ = import_paths(db, DATA / "dod-release.eml")
+    assert code == 0 and "new releases 0, new versions 1" in out
+    [(status, body, latest, messages)] = rows(
+        db, "select status, body_text, latest_sent_at, message_count from releases"
+    )
+    assert status == "published" and messages == 2
+    assert "Minister Shin" in body and "Someone" not in body
+    assert latest.startswith("2024-07-28")
+    # Readers' Release versions show the authenticated text only; the forged one is kept
+    # for the operator in release_versions.
+    shown = rows(db, "select body_text from published_release_versions")
+    assert len(shown) == 1 and "Minister Shin" in str(shown[0][0])
+    assert rows(db, "select count(*) from release_versions") == [(2,)]

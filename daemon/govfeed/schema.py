@@ -161,10 +161,29 @@ def _since_until_uid(db: sqlite_utils.Database) -> None:
     db.table("mailbox_state").add_column("since_until_uid", int)
 
 
+# The Datasette site's "Release versions": the texts of published releases, each from mail
+# that was not held back (config/views.sql holds the same SQL). A release an authenticated
+# mail published may still have a version from an unauthenticated copy seen before it.
+PUBLISHED_RELEASE_VERSIONS_VIEW = """
+SELECT v.id, v.release_id, v.version, v.content_hash, v.title, v.release_date, v.url,
+       v.body_text, v.body_html, v.message_pk, v.sent_at, v.seen_at
+FROM release_versions v
+JOIN releases r ON r.id = v.release_id
+LEFT JOIN messages m ON m.id = v.message_pk
+WHERE r.status = 'published' AND coalesce(m.status, '') != 'quarantined'
+"""
+
+
+def _published_release_versions_view(db: sqlite_utils.Database) -> None:
+    db.execute("DROP VIEW IF EXISTS published_release_versions")
+    db.execute("CREATE VIEW published_release_versions AS" + PUBLISHED_RELEASE_VERSIONS_VIEW)
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("initial", _initial),
     ("published_releases_view", _published_releases_view),
     ("mailbox_state_since_until_uid", _since_until_uid),
+    ("published_release_versions_view", _published_release_versions_view),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

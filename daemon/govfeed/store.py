@@ -256,8 +256,13 @@ class Store:
             if status == "quarantined" and current == "published":
                 # An unauthenticated copy must not change a published release.
                 return SavedRelease(release_id, False, False, held=True)
-            self._touch_release(release_id, release, content_hash, sent_at, now)
-            if status == "published" and current == "quarantined":
+            # The first authenticated mail of a release held back replaces what the
+            # unauthenticated copies said, whatever Date they claimed.
+            authenticated_first = status == "published" and current == "quarantined"
+            self._touch_release(
+                release_id, release, content_hash, sent_at, now, replace=authenticated_first
+            )
+            if authenticated_first:
                 self.conn.execute(
                     "update releases set status = 'published' where id = ?", (release_id,)
                 )
@@ -309,9 +314,17 @@ class Store:
         return int(cursor.lastrowid or 0)
 
     def _touch_release(
-        self, release_id: int, release: Release, content_hash: str, sent_at: str | None, now: str
+        self,
+        release_id: int,
+        release: Release,
+        content_hash: str,
+        sent_at: str | None,
+        now: str,
+        *,
+        replace: bool = False,
     ) -> None:
-        """One more message of a known release; its content wins if it is the newest mail."""
+        """One more message of a known release; its content wins if it is the newest mail,
+        or always with `replace`."""
         row = self.conn.execute(
             "select latest_sent_at from releases where id = ?", (release_id,)
         ).fetchone()
@@ -320,10 +333,12 @@ class Store:
             "update releases set message_count = message_count + 1, last_seen_at = ? where id = ?",
             (now, release_id),
         )
-        if latest is not None and sent_at is not None and sent_at < latest:
+        if not replace and latest is not None and sent_at is not None and sent_at < latest:
             return  # an older copy arrived late: the release keeps showing the newer one
         values = _release_columns(release)
-        values.update(latest_sent_at=sent_at or latest, content_hash=content_hash)
+        values.update(
+            latest_sent_at=sent_at if replace else sent_at or latest, content_hash=content_hash
+        )
         assignments = ", ".join(f"{name} = ?" for name in values)
         self.conn.execute(
             f"update releases set {assignments} where id = ?",  # noqa: S608 - fixed column names
