@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from govfeed import dedupe
+from govfeed import dedupe, schema
 from govfeed.errors import StoreError
 from govfeed.schema import SCHEMA_VERSION
 from govfeed.store import MessageRow, Store
@@ -117,3 +117,29 @@ def test_cursor_round_trip(tmp_path: Path) -> None:
         store.save_poll_error("dod", "INBOX", "connection refused")
         row = store.conn.execute("select last_uid, last_error from mailbox_state").fetchone()
         assert row == (17, "connection refused")
+
+
+def test_a_database_of_an_older_schema_is_upgraded_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database made by a govfeed with the first two migrations only (a deployment
+    upgrading) gets the later ones on open, its rows untouched."""
+    path = tmp_path / "g.db"
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])
+    with Store(path) as old:
+        save(old)
+        old.conn.execute(
+            "insert into mailbox_state (mailbox, folder, uidvalidity, last_uid)"
+            " values ('dod', 'INBOX', 42, 17)"
+        )
+        assert old.schema_version == 2
+    monkeypatch.undo()
+    with Store(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.load_cursor("dod", "INBOX") == (42, 17, None)
+        views = {
+            n for (n,) in store.conn.execute("select name from sqlite_master where type = 'view'")
+        }
+        assert {"published_releases", "published_release_versions"} <= views
+        [(title,)] = store.conn.execute("select title from published_release_versions").fetchall()
+        assert title == BASE.title
