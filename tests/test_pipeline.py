@@ -348,3 +348,36 @@ def test_an_authenticated_mail_replaces_a_forged_copy_seen_before_it(tmp_path: P
     shown = rows(db, "select body_text from published_release_versions")
     assert len(shown) == 1 and "Minister Shin" in str(shown[0][0])
     assert rows(db, "select count(*) from release_versions") == [(2,)]
+
+
+@pytest.mark.parametrize("policy", ["quarantine", "reject"])
+def test_a_forged_copy_under_the_real_message_id_cannot_hold_the_real_one_back(
+    tmp_path: Path, policy: str
+) -> None:
+    """The forger mails first, under the Message-ID the real bulletin will carry (GovDelivery's
+    are predictable): the real mail must still be stored and published, not be taken for a
+    duplicate of the forgery."""
+    db = tmp_path / "g.db"
+    config = write_policy(tmp_path, policy)
+    genuine = (DATA / "dod-release.eml").read_bytes()
+    forged = genuine.replace(b"Authentication-Results: mx.google.com", b"X-Old-Auth: mx").replace(
+        b"Minister Shin", b"Minister Someone"
+    )
+    copy = tmp_path / "forged.eml"
+    copy.write_bytes(forged)
+    runner = CliRunner()
+    for path in (copy, DATA / "dod-release.eml"):
+        args = ["--config", str(config), "--db", str(db), "import", str(path)]
+        assert runner.invoke(cli, args).exit_code == 0
+    statuses = rows(db, "select status from messages order by id")
+    assert statuses == [("quarantined" if policy == "quarantine" else "failed",), ("stored",)]
+    [(status, body)] = rows(db, "select status, body_text from releases")
+    assert status == "published"
+    assert "Minister Shin" in str(body) and "Someone" not in str(body)
+    # A third copy under that Message-ID, authenticated or not, adds nothing.
+    again = tmp_path / "again.eml"
+    again.write_bytes(genuine.replace(b"Subject:", b"X-Topic: other\r\nSubject:"))
+    args = ["--config", str(config), "--db", str(db), "import", str(again)]
+    assert runner.invoke(cli, args).exit_code == 0
+    assert rows(db, "select status from messages order by id")[-1] == ("duplicate",)
+    assert "Minister Shin" in str(rows(db, "select body_text from releases")[0][0])

@@ -22,7 +22,7 @@ from govfeed.errors import SourceError
 from govfeed.formats import iso, utc_now
 from govfeed.models import Ignored, RawMessage
 from govfeed.sources import Source
-from govfeed.store import RELEASED_AFTER_REVIEW, MessageRow, Store
+from govfeed.store import MESSAGE_STATUS_RANK, RELEASED_AFTER_REVIEW, MessageRow, Store
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +85,7 @@ def save_message(
     row = _message_row(raw, sha256, analysis)
     message_id = analysis.fields.get("message_id")
     original = store.find_message_by_message_id(message_id) if message_id else None
-    if original is not None:
+    if original is not None and not _outranks(row.status, original[2]):
         pk = store.insert_message(row, raw.data, analysis.compressed)  # kept, but it adds nothing
         store.update_message(
             pk, status="duplicate", duplicate_of=original[0], release_id=original[1], error=None
@@ -94,6 +94,13 @@ def save_message(
         return
     pk = store.insert_message(row, raw.data, analysis.compressed)
     _link_release(store, pk, analysis, summary)
+
+
+def _outranks(status: str, original_status: str) -> bool:
+    """True when a mail whose Message-ID is stored already counts for more than the message
+    stored under it (`MESSAGE_STATUS_RANK`): it is then a message of its own, not a
+    duplicate, so a forger who mails first under a real Message-ID cannot hold it back."""
+    return MESSAGE_STATUS_RANK[status] < MESSAGE_STATUS_RANK.get(original_status, 2)
 
 
 def _link_release(

@@ -25,6 +25,11 @@ from govfeed.schema import migrate, schema_version
 
 BUSY_TIMEOUT_MS = 10_000
 RELEASED_AFTER_REVIEW = "released after review: "  # the start of such a message's `error`
+# How much a stored message counts, best first. A mail with a Message-ID seen before is a
+# duplicate unless it counts for more than the one stored under it: an authenticated copy
+# after a forged or quarantined one, a readable copy after one that failed. Keep in step
+# with the ORDER BY of `find_message_by_message_id`.
+MESSAGE_STATUS_RANK = {"stored": 0, "ignored": 0, "quarantined": 1, "failed": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,14 +172,16 @@ class Store:
         row = self.conn.execute("select id from messages where sha256 = ?", (sha256,)).fetchone()
         return None if row is None else int(row[0])
 
-    def find_message_by_message_id(self, message_id: str) -> tuple[int, int | None] | None:
-        """The first stored message with this Message-ID: (its id, its release id)."""
+    def find_message_by_message_id(self, message_id: str) -> tuple[int, int | None, str] | None:
+        """The message stored under this Message-ID that counts most (see
+        `MESSAGE_STATUS_RANK`), the first of equals: (its id, its release id, its status)."""
         row = self.conn.execute(
-            "select id, release_id from messages where message_id = ? and status != 'duplicate'"
-            " order by id limit 1",
+            "select id, release_id, status from messages where message_id = ?"
+            " and status != 'duplicate' order by case status when 'stored' then 0"
+            " when 'ignored' then 0 when 'quarantined' then 1 else 2 end, id limit 1",
             (message_id,),
         ).fetchone()
-        return None if row is None else (int(row[0]), row[1])
+        return None if row is None else (int(row[0]), row[1], str(row[2]))
 
     def insert_message(self, row: MessageRow, raw: bytes, compressed: bytes | None = None) -> int:
         """Store the message row and its raw bytes (compressed); return the row id.
