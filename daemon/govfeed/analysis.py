@@ -22,17 +22,19 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
-from govfeed.auth import authenticate
-from govfeed.config import AuthenticationSettings
+from govfeed.auth import AuthPolicy, authenticate
 from govfeed.errors import GovfeedError
 from govfeed.extract import extract_release
 from govfeed.formats import compress_raw, iso
 from govfeed.models import Ignored, ParsedMessage, RawMessage, Release
 from govfeed.parse import parse_message
+
+if TYPE_CHECKING:  # not at run time: the workers import this module, not pydantic
+    from govfeed.config import AuthenticationSettings
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +43,26 @@ MIN_PARALLEL = 2 * CHUNK  # fewer messages than this are analysed in-process
 _MAX_ERROR_CHARS = 1000
 PARENT_CHECK_SECONDS = 0.5  # how soon a worker notices that the main process died
 _WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerPolicy:
+    """A plain copy of `AuthenticationSettings` for the parsing workers: unpickling the
+    pydantic model would import pydantic (and govfeed.config) in every worker."""
+
+    trusted_authserv_ids: tuple[str, ...]
+    unauthenticated: Literal["publish", "quarantine", "reject"]
+    sender_domains: tuple[str, ...]
+    dkim_verify: bool
+
+    @classmethod
+    def of(cls, settings: AuthPolicy) -> WorkerPolicy:
+        return cls(
+            tuple(settings.trusted_authserv_ids),
+            settings.unauthenticated,
+            tuple(settings.sender_domains),
+            settings.dkim_verify,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +77,13 @@ class Analysis:
     auth_reason: str | None = None  # why the sender was not trusted, when it was not
 
 
-def analyze(data: bytes, policy: AuthenticationSettings) -> Analysis:
+def analyze(data: bytes, policy: AuthPolicy) -> Analysis:
     """Parse, extract and authenticate one message; any failure becomes an error string."""
     analysis = _analyze(data, policy)
     return replace(analysis, compressed=compress_raw(data))
 
 
-def _analyze(data: bytes, policy: AuthenticationSettings) -> Analysis:
+def _analyze(data: bytes, policy: AuthPolicy) -> Analysis:
     try:
         parsed = parse_message(RawMessage(data=data, source="analysis"))
     except Exception as err:  # noqa: BLE001 - per-message boundary: record, keep going
@@ -92,7 +114,7 @@ def _analyze(data: bytes, policy: AuthenticationSettings) -> Analysis:
     return Analysis(fields, result, None, action=verdict.action, auth_reason=reason)
 
 
-def analyze_many(datas: list[bytes], policy: AuthenticationSettings) -> list[Analysis]:
+def analyze_many(datas: list[bytes], policy: AuthPolicy) -> list[Analysis]:
     return [analyze(data, policy) for data in datas]
 
 
@@ -128,8 +150,13 @@ class Analyzer:
     def __init__(
         self, workers: int | None = None, policy: AuthenticationSettings | None = None
     ) -> None:
+        if policy is None:
+            from govfeed.config import AuthenticationSettings
+
+            policy = AuthenticationSettings()
         self.workers = default_workers() if workers is None else workers
-        self.policy = policy or AuthenticationSettings()
+        self.policy = policy
+        self._worker_policy = WorkerPolicy.of(policy)
         self._pool: ProcessPoolExecutor | None = None
 
     def close(self) -> None:
@@ -184,7 +211,7 @@ class Analyzer:
                 initargs=(os.getpid(),),
             )
         try:
-            return self._pool.submit(analyze_many, datas, self.policy)
+            return self._pool.submit(analyze_many, datas, self._worker_policy)
         except BrokenProcessPool:
             self.close()
             return self._submit(datas)

@@ -22,9 +22,22 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, Protocol
 
-from govfeed.config import AuthenticationSettings
+
+class AuthPolicy(Protocol):
+    """What `authenticate` reads of a policy: `config.AuthenticationSettings`, or the
+    plain copy the parsing workers get (pydantic stays out of them)."""
+
+    @property
+    def trusted_authserv_ids(self) -> tuple[str, ...]: ...
+    @property
+    def unauthenticated(self) -> Literal["publish", "quarantine", "reject"]: ...
+    @property
+    def sender_domains(self) -> tuple[str, ...]: ...
+    @property
+    def dkim_verify(self) -> bool: ...
+
 
 Result = Literal["pass", "fail", "none"]
 Action = Literal["publish", "quarantine", "reject"]
@@ -113,7 +126,7 @@ def authenticate(
     headers: Sequence[tuple[str, str]],
     from_address: str | None,
     from_name: str | None,
-    policy: AuthenticationSettings,
+    policy: AuthPolicy,
     *,
     raw: bytes | None = None,
     dkim_verify: bool = False,
@@ -411,7 +424,7 @@ def _claim(
     address: str | None,
     name: str | None,
     domain: str | None,
-    policy: AuthenticationSettings,
+    policy: AuthPolicy,
     content: bool,
     allowed: bool,
 ) -> str:
