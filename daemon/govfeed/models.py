@@ -96,6 +96,24 @@ RELEASE_TYPES = (
 
 
 @dataclass(frozen=True, slots=True)
+class ContractAward:
+    """One award paragraph of a DoD contracts announcement (`contract_awards` row)."""
+
+    branch: str | None  # the section heading as a name: "Army", "Navy", "Defense Logistics Agency"
+    contractor: str
+    contractor_location: str | None  # "City, State"
+    amount_usd: int | None  # the award's face value: the first amount in the paragraph
+    contract_number: str | None  # the award's own number, or the contract a modification modifies
+    is_modification: bool
+    contract_type: str | None  # "firm-fixed-price", ...
+    work_location: str | None
+    completion_date: str | None  # YYYY-MM-DD when stated
+    contracting_activity: str | None
+    small_business: bool  # the paragraph's `*` marker
+    paragraph: str
+
+
+@dataclass(frozen=True, slots=True)
 class Release:
     """One release or bulletin as the agency published it."""
 
@@ -112,6 +130,7 @@ class Release:
     profile: str  # "dod" or "govdelivery"
     links: tuple[Link, ...] = ()
     sender: Sender = field(default_factory=Sender)
+    awards: tuple[ContractAward, ...] = ()  # release_type "contract": one per award paragraph
 
 
 @dataclass(frozen=True, slots=True)
