@@ -186,7 +186,9 @@ def test_text_part_fallback_drops_govdelivery_footer() -> None:
     assert release.sender.subscriber == "jameshannett@gmail.com"
     assert release.release_date == "2024-04-18"
     body = release.body_text
-    assert body.startswith("Bin Collection Reminder - Friday")
+    # The preview line above "Having trouble viewing" is the preheader: not body.
+    assert body.startswith("Bin collection reminder\n\nYour next collection is on FRIDAY,")
+    assert body.endswith("recyclingandwaste@odsgroup.co.uk\n\n01865 249811")
     assert "RECYCLING (blue bin/clear sack) & FOOD WASTE (small green caddy)" in body
     for footer in (
         "Having trouble",
