@@ -27,8 +27,11 @@ from govfeed.extract.boilerplate import (
     is_footer_start,
     is_nav_line,
     is_noise,
+    is_social_link,
 )
 from govfeed.extract.html import Block
+from govfeed.extract.links import unwrap_url
+from govfeed.models import Link
 
 CONTENT, MINOR, BOILER, TITLE = "content", "minor", "boiler", "title"
 
@@ -89,12 +92,10 @@ class Judged:
     aside: bool  # in a footer/header/preheader/social cell by the template's hints
 
 
-def judge(block: Block, title: str = "") -> Judged:
+def judge(block: Block) -> Judged:
     """What `block` is, judged by its own text and links (its cell name only weighs)."""
     aside = bool(block.region) and _ASIDE.search(block.region) is not None
     text = block.text
-    if title and text and _same_text(text, title):
-        return Judged(block, TITLE, 0.0, aside)
     if is_boilerplate(block):
         return Judged(block, BOILER, _BOILER_WEIGHT, aside)
     if not text:
@@ -113,7 +114,7 @@ def is_boilerplate(block: Block) -> bool:
     """True for footer, subscription, tagline, web-copy, navigation and social blocks."""
     text = block.text
     if not text:  # an image: social icons, or a logo linking to the preferences page
-        return bool(block.links) and all(is_boilerplate_link(link) for link in block.links)
+        return bool(block.links) and all(_boilerplate_link(link) for link in block.links)
     lowered = text.lower()
     if is_noise(text) or is_nav_line(text) or is_footer_start(text):
         return True
@@ -122,10 +123,23 @@ def is_boilerplate(block: Block) -> bool:
     if _POWERED_BY.fullmatch(text.strip()) or _forward_header(text):
         return True
     if block.links and len(text) <= 200:
-        link_chars = sum(len(link.text) for link in block.links)
-        if link_chars >= 0.6 * len(text) and all(is_boilerplate_link(lk) for lk in block.links):
-            return True
+        return _link_row(block)
     return False
+
+
+def _link_row(block: Block) -> bool:
+    """A row of subscription or social links. One text link to the agency's own social
+    account ("@recycle4oxford") is the bulletin's, unless the template calls it social."""
+    link_chars = sum(len(link.text) for link in block.links)
+    links = [Link(unwrap_url(link.url), link.text) for link in block.links]
+    if link_chars < 0.6 * len(block.text) or not all(is_boilerplate_link(lk) for lk in links):
+        return False
+    social_hint = "social" in block.region or "share" in block.region
+    return len(links) >= 2 or social_hint or not is_social_link(links[0])
+
+
+def _boilerplate_link(link: Link) -> bool:
+    return is_boilerplate_link(Link(unwrap_url(link.url), link.text))
 
 
 def split_boilerplate_lines(blocks: Sequence[Block]) -> list[Block]:
@@ -160,12 +174,10 @@ def choose_body(blocks: Sequence[Block], title: str = "") -> list[Block]:
 
 
 def _mark_title(judged: list[Judged], title: str) -> list[Judged]:
-    """The first block before any prose that repeats the title is the title, not body."""
+    """The first block that repeats the title is the title, not body."""
     if not title:
         return judged
     for i, item in enumerate(judged):
-        if item.role == CONTENT:
-            break
         if item.block.text and _same_text(item.block.text, title):
             judged[i] = Judged(item.block, TITLE, 0.0, item.aside)
             break
@@ -192,23 +204,30 @@ def _best_span(judged: Sequence[Judged]) -> tuple[int, int] | None:
 
 def _widen(judged: Sequence[Judged], start: int, end: int) -> tuple[int, int]:
     """Take in the minor blocks just before and after the span (same kind of cell)."""
+    # Never from a main cell into a footer/header cell; the other way is fine (a body
+    # written in the header cell can run on into the main cell's button).
     lead = start
     while lead > 0 and start - lead < _LEAD_MAX:
         before = judged[lead - 1]
-        if before.role != MINOR or before.aside != judged[start].aside:
+        if before.role != MINOR or (before.aside and not judged[start].aside):
             break
         lead -= 1
-    while lead < start and not judged[lead].block.text:  # a logo before a subheading
+    while lead < start and _stray_image(judged[lead], judged[start]):  # a logo
         lead += 1
     trail = end
     while trail + 1 < len(judged) and trail - end < _TRAIL_MAX:
         after = judged[trail + 1]
-        if after.role != MINOR or after.aside != judged[end].aside:
+        if after.role != MINOR or (after.aside and not judged[end].aside):
             break
         trail += 1
-    while trail > end and not judged[trail].block.text:  # the footer's logo
+    while trail > end and _stray_image(judged[trail], judged[end]):  # the footer's logo
         trail -= 1
     return lead, trail
+
+
+def _stray_image(item: Judged, anchor: Judged) -> bool:
+    """An image at the edge of the body that sits in another cell than the prose."""
+    return not item.block.text and item.block.region != anchor.block.region
 
 
 def _line_is_boilerplate(line: str) -> bool:

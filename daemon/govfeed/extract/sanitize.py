@@ -40,6 +40,8 @@ _ATTRIBUTES = {
     "td": {"colspan", "rowspan"},
     "th": {"colspan", "rowspan"},
 }
+# What the cleaner leaves of a link whose href it refused: the words stay, the <a> goes.
+_BARE_ANCHOR = re.compile(r'<a rel="noopener noreferrer nofollow">(.*?)</a>', re.DOTALL)
 _IMG_TAG = re.compile(r"<img\b[^>]{0,4000}>", re.IGNORECASE)
 _IMG_ATTR = re.compile(
     r"""\b(src|width|height|style)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I
@@ -80,7 +82,8 @@ def sanitize_html(fragment: str) -> str:
     fragment = fragment[:MAX_HTML_CHARS]
     if "<img" in fragment or "<IMG" in fragment:
         fragment = _IMG_TAG.sub(_drop_pixel, fragment)
-    return _CLEANER.clean(fragment).strip()
+    cleaned = _CLEANER.clean(fragment).strip()
+    return _BARE_ANCHOR.sub(r"\1", cleaned) if "<a rel=" in cleaned else cleaned
 
 
 def _drop_pixel(match: re.Match[str]) -> str:
