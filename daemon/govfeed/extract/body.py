@@ -164,7 +164,7 @@ def split_boilerplate_lines(blocks: Sequence[Block]) -> list[Block]:
 
 def choose_body(blocks: Sequence[Block], title: str = "") -> list[Block]:
     """The body's blocks in reading order (empty when there is none)."""
-    judged = _mark_title([judge(block) for block in blocks], title)
+    judged = _mark_title(_mark_forward_headers([judge(block) for block in blocks]), title)
     span = _best_span(judged)
     if span is None:  # no prose anywhere: keep whatever is not boilerplate or title
         main = [j for j in judged if j.role == MINOR and not j.aside]
@@ -181,6 +181,23 @@ def _mark_title(judged: list[Judged], title: str) -> list[Judged]:
         if item.block.text and _same_text(item.block.text, title):
             judged[i] = Judged(item.block, TITLE, 0.0, item.aside)
             break
+    return judged
+
+
+def _mark_forward_headers(judged: list[Judged]) -> list[Judged]:
+    """The "From:", "Date:", "To:" lines after a forwarded-message mark are boilerplate
+    (the "To:" line names whoever forwarded it), also one line per paragraph."""
+    after_mark = 0
+    for i, item in enumerate(judged):
+        first = item.block.text.split("\n", 1)[0].strip()
+        if _FORWARD_MARK.fullmatch(first):
+            after_mark = 8
+        elif after_mark and _FORWARD_HEADER.fullmatch(first):
+            judged[i] = Judged(item.block, BOILER, _BOILER_WEIGHT, item.aside)
+            after_mark -= 1
+            continue
+        elif item.block.text:
+            after_mark = 0
     return judged
 
 

@@ -48,7 +48,7 @@ def extract_govdelivery(msg: ParsedMessage, facts: Facts) -> Release:
     title = title or subject
     if blocks and _same_text(blocks[0].text, title):
         blocks = blocks[1:]  # the headline repeated as the first line of the body
-    if not blocks:
+    if not any(block.text for block in blocks):  # images alone are no readable release
         raise ExtractError(f"GovDelivery bulletin {title!r} has no body text: {why}")
     stated = next(
         (found for block in blocks[:_DATE_LOOKAHEAD] if (found := parse_date_line(block.text))),
