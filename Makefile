@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DEMO_DB := demo/govfeed.db
 PORT ?= 8001
 
-.PHONY: demo demo-db test lint fmt bench clean
+.PHONY: demo demo-db test lint fmt bench accuracy clean
 
 demo: demo-db  ## import the bundled example mail and browse it in Datasette
 	$(VENV)/bin/datasette serve $(DEMO_DB) --host 127.0.0.1 --port $(PORT) \
@@ -32,6 +32,10 @@ fmt:
 bench:  ## every speed and memory figure in one report (bench/README.md); BENCH_ARGS=--quick
 	scripts/bootstrap dev
 	$(PY) bench/all.py $(BENCH_ARGS)
+
+accuracy:  ## extraction accuracy per field on the corpus of real bulletins (bench/README.md)
+	scripts/bootstrap dev
+	$(PY) bench/accuracy.py $(ACCURACY_ARGS)
 
 clean:
 	rm -rf demo .pytest_cache .mypy_cache .ruff_cache

@@ -1476,6 +1476,34 @@ def text_only_bulletin(
     return _flatten(_headers(env), _qp_text(text, "plain", charset))
 
 
+def wrap_bulletin(
+    *,
+    agency: Agency,
+    subject: str,
+    mail_date: datetime,
+    bulletin_id: str,
+    html_part: str | None = None,
+    text_part: str | None = None,
+    subscriber: str = "subscriber@example.org",
+    topic_code: str = "",
+    account_known: bool = True,
+) -> bytes:
+    """A sent copy whose parts are given as they are (a real bulletin's HTML or text):
+    GovDelivery's headers around them. `account_known=False` leaves out X-Accountcode and
+    List-Unsubscribe (both name the account) for a sender whose account code is unknown."""
+    linker = _linker(bulletin_id, subscriber, topic_code or agency.account_code, mail_date)
+    env = _envelope(agency, subject, mail_date, subscriber, linker, message_id=None)
+    headers = _headers(env)
+    if not account_known:
+        named = ("X-Accountcode", "List-Unsubscribe", "List-Unsubscribe-Post")
+        headers = [(name, value) for name, value in headers if name not in named]
+    given = (("plain", text_part), ("html", html_part))
+    parts = [_qp_text(body, kind, "utf-8") for kind, body in given if body]
+    if len(parts) == 1:
+        return _flatten(headers, parts[0])
+    return _flatten(headers, _multipart("alternative", parts, _boundary(subject, mail_date)))
+
+
 # --------------------------------------------------------------------------- not bulletins
 
 

@@ -33,7 +33,7 @@ from govfeed.extract.html import Block
 from govfeed.extract.links import unwrap_url
 from govfeed.models import Link
 
-CONTENT, MINOR, BOILER, TITLE = "content", "minor", "boiler", "title"
+CONTENT, MINOR, BOILER, TITLE, NOISE = "content", "minor", "boiler", "title", "noise"
 
 _BOILER_MAX = 600  # a longer block that mentions "unsubscribe" is prose, not a footer
 _BOILER_PHRASES = (
@@ -69,6 +69,12 @@ _FORWARD_HEADER = re.compile(
     r"(?:from|sent|date|to|cc|subject|reply-to)\s*:\s.{0,300}|(?:from|sent|date|to|cc|subject):",
     re.IGNORECASE,
 )
+# An image's file name shown as text ("2019_MediaRelease", "banner.png"), or a line of
+# stray punctuation (an archive's "?" for a non-breaking space): neither is body nor a
+# reason to end it.
+_LEFTOVER = re.compile(
+    r"[\w.-]*_[\w.-]*|[\w.-]+\.(?:png|jpe?g|gif)|[?!.,;:*•·\s-]{1,12}", re.IGNORECASE
+)
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?:\s|$)")
 _ASIDE = re.compile(r"footer|tagline|social|unsub|preheader|(?<![a-z])header(?![a-z])")
 
@@ -100,6 +106,8 @@ def judge(block: Block) -> Judged:
         return Judged(block, BOILER, _BOILER_WEIGHT, aside)
     if not text:
         return Judged(block, MINOR, _IMAGE_WEIGHT, aside)
+    if _LEFTOVER.fullmatch(text):
+        return Judged(block, NOISE, _MINOR_WEIGHT, aside)
     words = len(text.split())
     link_chars = sum(len(link.text) for link in block.links)
     density = min(1.0, link_chars / max(len(text), 1))
@@ -226,7 +234,7 @@ def _widen(judged: Sequence[Judged], start: int, end: int) -> tuple[int, int]:
     lead = start
     while lead > 0 and start - lead < _LEAD_MAX:
         before = judged[lead - 1]
-        if before.role != MINOR or (before.aside and not judged[start].aside):
+        if before.role not in (MINOR, NOISE) or (before.aside and not judged[start].aside):
             break
         lead -= 1
     while lead < start and _stray_image(judged[lead], judged[start]):  # a logo
@@ -234,7 +242,7 @@ def _widen(judged: Sequence[Judged], start: int, end: int) -> tuple[int, int]:
     trail = end
     while trail + 1 < len(judged) and trail - end < _TRAIL_MAX:
         after = judged[trail + 1]
-        if after.role != MINOR or (after.aside and not judged[end].aside):
+        if after.role not in (MINOR, NOISE) or (after.aside and not judged[end].aside):
             break
         trail += 1
     while trail > end and _stray_image(judged[trail], judged[end]):  # the footer's logo
