@@ -59,6 +59,7 @@ _BOILER_PHRASES = (
     "having trouble viewing",
     "view it as a web page",
 )
+_BOILER_PHRASE = re.compile("|".join(re.escape(phrase) for phrase in _BOILER_PHRASES))
 _POWERED_BY = re.compile(r"powered by\b.{0,40}", re.IGNORECASE)
 _FORWARD_MARK = re.compile(
     r"-{2,}\s*(?:forwarded message|original message)\s*-{2,}|begin forwarded message:?"
@@ -126,7 +127,7 @@ def is_boilerplate(block: Block) -> bool:
     lowered = text.lower()
     if is_noise(text) or is_nav_line(text) or is_footer_start(text):
         return True
-    if len(text) <= _BOILER_MAX and any(phrase in lowered for phrase in _BOILER_PHRASES):
+    if len(text) <= _BOILER_MAX and _BOILER_PHRASE.search(lowered):
         return True
     if _POWERED_BY.fullmatch(text.strip()) or _forward_header(text):
         return True
@@ -170,9 +171,17 @@ def split_boilerplate_lines(blocks: Sequence[Block]) -> list[Block]:
     return out
 
 
-def choose_body(blocks: Sequence[Block], title: str = "") -> list[Block]:
-    """The body's blocks in reading order (empty when there is none)."""
-    judged = _mark_title(_mark_forward_headers([judge(block) for block in blocks]), title)
+def judge_all(blocks: Sequence[Block]) -> list[Judged]:
+    """Every block judged, a forwarded mail's header lines marked as boilerplate."""
+    return _mark_forward_headers([judge(block) for block in blocks])
+
+
+def choose_body(
+    blocks: Sequence[Block], title: str = "", judged: Sequence[Judged] | None = None
+) -> list[Block]:
+    """The body's blocks in reading order (empty when there is none); `judged` is
+    `judge_all(blocks)` when the caller has it already."""
+    judged = _mark_title(list(judged if judged is not None else judge_all(blocks)), title)
     span = _best_span(judged)
     if span is None:  # no prose anywhere: keep whatever is not boilerplate or title
         main = [j for j in judged if j.role == MINOR and not j.aside]

@@ -15,7 +15,13 @@ import re
 from selectolax.lexbor import LexborHTMLParser
 
 from govfeed.errors import ExtractError
-from govfeed.extract.body import choose_body, is_boilerplate, split_boilerplate_lines
+from govfeed.extract.body import (
+    BOILER,
+    Judged,
+    choose_body,
+    judge_all,
+    split_boilerplate_lines,
+)
 from govfeed.extract.boilerplate import body_links
 from govfeed.extract.dates import parse_date_line
 from govfeed.extract.facts import Facts
@@ -75,18 +81,22 @@ def extract_govdelivery(msg: ParsedMessage, facts: Facts) -> Release:
 def _read_html(tree: LexborHTMLParser, subject: str) -> tuple[str, list[Block], str]:
     """(title, body blocks, why there are none) from the HTML part."""
     title = _template_title(tree)
-    blocks = split_boilerplate_lines(html_blocks(tree.body))
-    body = choose_body(blocks, title or subject)
+    blocks = split_boilerplate_lines(html_blocks(tree.body, regions=True))
+    judged = judge_all(blocks)
+    body = choose_body(blocks, title or subject, judged)
     if not title:  # no template headline: a heading just before the body
         title = _heading_before(blocks, body)
         if title:
-            body = choose_body(blocks, title)
-    return title, body, _why_empty(blocks, "HTML part")
+            body = choose_body(blocks, title, judged)
+    why = "" if any(b.text for b in body) else _why_empty(blocks, judged, "HTML part")
+    return title, body, why
 
 
 def _read_text(blocks: list[Block], subject: str) -> tuple[list[Block], str]:
     split = split_boilerplate_lines(blocks)
-    return reflow(choose_body(split, subject)), _why_empty(split, "text part")
+    judged = judge_all(split)
+    body = reflow(choose_body(split, subject, judged))
+    return body, "" if body else _why_empty(split, judged, "text part")
 
 
 def _template_title(tree: LexborHTMLParser) -> str:
@@ -124,14 +134,14 @@ def _heading_before(blocks: list[Block], body: list[Block]) -> str:
     return ""
 
 
-def _why_empty(blocks: list[Block], part: str) -> str:
+def _why_empty(blocks: list[Block], judged: list[Judged], part: str) -> str:
     """A reason a person can act on when a part yields no body."""
     texts = [block for block in blocks if block.text]
     if not blocks:
         return f"the {part} is empty"
     if not texts:
         return f"the {part} holds only images ({len(blocks)}), no text"
-    boiler = sum(1 for block in texts if is_boilerplate(block))
+    boiler = sum(1 for item in judged if item.block.text and item.role == BOILER)
     return (
         f"the {part} has {len(texts)} paragraphs, {boiler} of them footer, subscription or "
         "navigation text and none that reads as the bulletin; it may be an image or an "

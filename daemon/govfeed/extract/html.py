@@ -52,6 +52,7 @@ _INVISIBLE = str.maketrans(dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufef
 _HIDDEN_STYLE = ("display:none", "mso-hide:all", "visibility:hidden")
 # Class names worth keeping as a region hint (ids always are): template roles, not styling.
 _HINT_CLASSES = ("gd_", "footer", "header", "social", "tagline", "headline", "unsub")
+_HINT_CLASS = re.compile("|".join(_HINT_CLASSES))
 
 SkipFn = Callable[[str, dict[str, str | None]], bool]
 
@@ -102,16 +103,21 @@ def normalize_space(text: str) -> str:
 
 
 def html_blocks(
-    node: LexborNode | None, skip: SkipFn | None = None, *, stop_at_footer: bool = False
+    node: LexborNode | None,
+    skip: SkipFn | None = None,
+    *,
+    stop_at_footer: bool = False,
+    regions: bool = False,
 ) -> list[Block]:
     """The blocks under `node` in reading order; `skip(tag, attrs)` prunes elements.
 
     `stop_at_footer` ends the walk at GovDelivery's footer (`#main-footer`, `#mail_footer`,
-    `#tagline`...): nothing after it is ever body, and walking it costs time.
+    `#tagline`...): nothing after it is ever body, and walking it costs time. `regions`
+    fills each block's `region` with the template hints around it (ids, role classes).
     """
     if node is None:
         return []
-    walker = _Walker(skip, stop_at_footer)
+    walker = _Walker(skip, stop_at_footer, regions)
     walker.walk(node, 0)
     walker.flush()
     return walker.blocks
@@ -158,8 +164,11 @@ class _Walker:
     Hot code (every node of every message): few calls, lists cleared in place.
     """
 
-    def __init__(self, skip: SkipFn | None, stop_at_footer: bool = False) -> None:
+    def __init__(
+        self, skip: SkipFn | None, stop_at_footer: bool = False, regions: bool = False
+    ) -> None:
         self.blocks: list[Block] = []
+        self._track_regions = regions
         self._skip = skip
         self._stop_at_footer = stop_at_footer
         self._stopped = False
@@ -204,7 +213,7 @@ class _Walker:
             if self._stop_at_footer and element_id in _FOOTER_IDS:
                 self._stopped = True
                 return
-            hint = _hint(element_id, attrs.get("class"))
+            hint = _hint(element_id, attrs.get("class")) if self._track_regions else ""
             if hint:
                 self._enter_region(hint, tag)
             self._dispatch(child, tag, attrs, depth)
@@ -339,12 +348,14 @@ def _collapse(value: str) -> str:
 
 def _hint(element_id: str | None, classes: str | None) -> str:
     """The template hint an element carries: its id and role-like class names."""
-    names = [element_id] if element_id else []
-    if classes:
-        lowered = classes.lower()
-        if any(marker in lowered for marker in _HINT_CLASSES):
-            names += [c for c in lowered.split() if any(m in c for m in _HINT_CLASSES)]
-    return " ".join(names).lower()
+    if not classes:
+        return element_id.lower() if element_id else ""
+    lowered = classes.lower()
+    if _HINT_CLASS.search(lowered) is None:
+        return element_id.lower() if element_id else ""
+    names = [element_id.lower()] if element_id else []
+    names += [c for c in lowered.split() if _HINT_CLASS.search(c)]
+    return " ".join(names)
 
 
 def _hidden(style: str) -> bool:
