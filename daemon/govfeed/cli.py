@@ -105,7 +105,7 @@ def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None, batch_
         settings = obj.settings()
         _say_trust(settings, files=True)
         policy = settings.authentication_for(None)
-        with Store(settings.database.path) as store:
+        with Store(settings.database.path, group=settings.database.group) as store:
             if show and total:
                 with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
                     summary = pipeline.import_sources(
@@ -148,7 +148,7 @@ def reparse(obj: Context, progress: bool | None) -> None:
     try:
         settings = obj.settings()
         _say_trust(settings, files=True)
-        with Store(settings.database.path) as store:
+        with Store(settings.database.path, group=settings.database.group) as store:
             total = store.conn.execute("select count(*) from messages").fetchone()[0]
             show = sys.stderr.isatty() if progress is None else progress
             if show and total:
@@ -210,7 +210,8 @@ def status_(obj: Context, as_json: bool, max_age: float | None) -> None:
             for m in settings.mailboxes
             for folder in m.folders
         ]
-        report = status.collect_status(settings.database.path, watches)
+        warnings = settings.trust_warnings(files=not settings.mailboxes)
+        report = status.collect_status(settings.database.path, watches, warnings=warnings)
     except (GovfeedError, status.StatusError) as err:
         if as_json:
             click.echo(json.dumps({"healthy": False, "exit_code": 2, "error": str(err)}))
