@@ -162,3 +162,11 @@ def test_web_copy_url_and_text_only_mail_carry_no_tokens() -> None:
     ]
     for found in (SUBSCRIBER, "lnks.gd", "Luigi"):
         assert found not in public_text(release)
+
+
+def test_a_title_that_greets_or_names_the_reader_loses_it() -> None:
+    for headline in ("Luigi, your street is next for resurfacing",
+                     "Hi Luigi, your street is next for resurfacing"):  # fmt: skip
+        raw = mailgen.advanced_bulletin(subscriber=SUBSCRIBER, subject=headline)
+        # The name is the subscriber's (luigi.rossi@...); the news stays.
+        assert release_of(raw).title == "Your street is next for resurfacing", headline

@@ -16,7 +16,7 @@ from html import escape
 
 from selectolax.lexbor import LexborDocumentOptions, LexborHTMLParser, LexborNode
 
-from govfeed.extract.links import is_tracking_pixel, is_web_url
+from govfeed.extract.links import is_contact_url, is_tracking_pixel, is_web_url
 from govfeed.extract.sanitize import MAX_HTML_CHARS, sanitize_html
 from govfeed.models import Link
 
@@ -285,7 +285,7 @@ class _Walker:
     def _anchor(self, node: LexborNode, attrs: dict[str, str | None], depth: int) -> None:
         """Links keep their raw href here; `body_links` and the sanitizer unwrap them."""
         href = (attrs.get("href") or "").strip()
-        if not (is_web_url(href) or href[:7].lower() == "mailto:"):
+        if not (is_web_url(href) or is_contact_url(href)):
             self.walk(node, depth)
             return
         start = len(self._text)

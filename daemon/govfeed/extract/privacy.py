@@ -85,7 +85,7 @@ def scrub_release(release: Release, subscriber: Subscriber) -> Release:
     body_text, greetings, prefix = _scrub_text_body(release.body_text, subscriber)
     return replace(
         release,
-        title=_redact(_strip_greeting_prefix(release.title)[0], subscriber),
+        title=_redact(_strip_name_prefix(release.title, subscriber), subscriber),
         body_text=body_text,
         body_html=_scrub_html(release.body_html, subscriber, greetings, prefix),
         links=tuple(
@@ -180,6 +180,20 @@ def _anchor(match: re.Match[str], subscriber: Subscriber) -> str:
 
 def _attr(match: re.Match[str]) -> str:
     return htmllib.unescape(match.group(1))
+
+
+def _strip_name_prefix(title: str, subscriber: Subscriber) -> str:
+    """A Subject that opens with a greeting or the reader's name ("Luigi, your plan
+    ends soon") without it."""
+    title, prefix = _strip_greeting_prefix(title)
+    if prefix:
+        return title
+    name, comma, rest = title.partition(",")
+    words = [w.lower() for w in name.split()]
+    if comma and words and len(words) <= 3 and all(w in subscriber.names for w in words):
+        rest = rest.strip()
+        return rest[:1].upper() + rest[1:] if len(rest) >= 10 else title
+    return title
 
 
 def _strip_greeting_prefix(text: str) -> tuple[str, str]:
