@@ -172,6 +172,12 @@ def test_boilerplate_is_judged_by_its_words_not_its_cell() -> None:
     assert is_boilerplate(Block("Powered by GovDelivery"))
     assert is_boilerplate(Block("This email was sent to a@example.org using GovDelivery"))
     prose = "The county footer program repairs sidewalks each summer in every district."
+    paper = (
+        "Paper bills end in June. To unsubscribe from paper bills and get them by email "
+        "instead, call the utility office or visit the counter at City Hall on weekdays "
+        "between 8 a.m. and 5 p.m.; bring your account number and a photo ID with you."
+    )
+    assert not is_boilerplate(Block(paper))  # prose that says "unsubscribe"
     assert not is_boilerplate(Block(prose, region="gd_ab_footer"))
     # A body in a footer-named cell is still found when it is all the bulletin has.
     blocks = [Block("View in browser"), Block(prose, region="gd_ab_footer")]

@@ -36,17 +36,9 @@ from govfeed.models import Link
 CONTENT, MINOR, BOILER, TITLE, NOISE = "content", "minor", "boiler", "title", "noise"
 
 _BOILER_MAX = 600  # a longer block that mentions "unsubscribe" is prose, not a footer
-_BOILER_PHRASES = (
-    "unsubscribe",
+# GovDelivery's own footer wording: boilerplate in any block up to _BOILER_MAX.
+_SERVICE_PHRASES = (
     "subscriber preferences",
-    "manage your subscriptions",
-    "manage subscriptions",
-    "update your subscriptions",
-    "modify your subscriptions",
-    "manage preferences",
-    "manage your preferences",
-    "update your preferences",
-    "email preferences",
     "powered by govdelivery",
     "powered by granicus",
     "this email was sent to",
@@ -55,11 +47,26 @@ _BOILER_PHRASES = (
     "govdelivery communications cloud",
     "provided to you at no charge",
     "subscriberhelp.govdelivery",
-    "stop subscriptions",
     "having trouble viewing",
     "view it as a web page",
 )
-_BOILER_PHRASE = re.compile("|".join(re.escape(phrase) for phrase in _BOILER_PHRASES))
+# Words a bulletin may also use in prose ("to unsubscribe from paper bills, call ..."):
+# boilerplate in a short block, or beside a subscription link.
+_SUBSCRIPTION_PHRASES = (
+    "unsubscribe",
+    "manage your subscriptions",
+    "manage subscriptions",
+    "update your subscriptions",
+    "modify your subscriptions",
+    "stop subscriptions",
+    "manage preferences",
+    "manage your preferences",
+    "update your preferences",
+    "email preferences",
+)
+_SHORT = 200
+_SERVICE_PHRASE = re.compile("|".join(map(re.escape, _SERVICE_PHRASES)))
+_SUBSCRIPTION_PHRASE = re.compile("|".join(map(re.escape, _SUBSCRIPTION_PHRASES)))
 _POWERED_BY = re.compile(r"powered by\b.{0,40}", re.IGNORECASE)
 _FORWARD_MARK = re.compile(
     r"-{2,}\s*(?:forwarded message|original message)\s*-{2,}|begin forwarded message:?"
@@ -127,8 +134,13 @@ def is_boilerplate(block: Block) -> bool:
     lowered = text.lower()
     if is_noise(text) or is_nav_line(text) or is_footer_start(text):
         return True
-    if len(text) <= _BOILER_MAX and _BOILER_PHRASE.search(lowered):
-        return True
+    if len(text) <= _BOILER_MAX:
+        if _SERVICE_PHRASE.search(lowered):
+            return True
+        if _SUBSCRIPTION_PHRASE.search(lowered) and (
+            len(text) <= _SHORT or any(_boilerplate_link(link) for link in block.links)
+        ):
+            return True
     if _POWERED_BY.fullmatch(text.strip()) or _forward_header(text):
         return True
     if block.links and len(text) <= 200:
