@@ -161,6 +161,11 @@ def test_completion_dates_are_iso(sentence: str, iso: str | None) -> None:
     assert completion_date(sentence) == iso
 
 
+def test_a_contracts_banner_is_no_branch() -> None:
+    text = "CONTRACTS\n\nIota Inc., Austin, Texas, was awarded a $9,000,000 contract."
+    assert rows_of(parse_awards(text))[0]["branch"] is None
+
+
 def test_awards_before_any_heading_have_no_branch() -> None:
     text = "Iota Inc., Austin, Texas, was awarded a $9,000,000 contract (W9128Z-25-C-0001)."
     assert rows_of(parse_awards(text))[0]["branch"] is None

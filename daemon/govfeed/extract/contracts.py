@@ -54,6 +54,7 @@ _VERB = re.compile(
     r"|will\s+(?:each\s+)?compete\s+for|are\s+sharing|(?:is|are)\s+receiving)\b",
     re.IGNORECASE,
 )
+_NOT_BRANCHES = {"CONTRACTS", "CONTRACT", "CORRECTION", "CORRECTIONS", "UPDATE"}
 # The longest award paragraphs run to about 3,000 characters; a longer block is no award
 # paragraph, and skipping it bounds the work a hostile body can cause.
 _MAX_PARAGRAPH = 20_000
@@ -74,7 +75,8 @@ def parse_awards(body_text: str) -> tuple[ContractAward, ...]:
     branch: str | None = None
     for paragraph in _paragraphs(body_text):
         if is_heading(paragraph):
-            branch = branch_name(paragraph)
+            if paragraph.upper().rstrip(":") not in _NOT_BRANCHES:
+                branch = branch_name(paragraph)
             continue
         awards.extend(_awards_in(paragraph, branch))
     return tuple(awards)
@@ -108,6 +110,7 @@ def _awards_in(paragraph: str, branch: str | None) -> list[ContractAward]:
     clause = award_clause(paragraph, verb.end())
     modification = bool(re.search(r"\bmodification\b|\bmodif(?:y|ies)\b", clause, re.I))
     shared_number = _contract_number(paragraph, modification)
+    numbers = _numbers_in_order(paragraph, len(contractors))
     amount = first_amount(paragraph)
     common = {
         "branch": branch,
@@ -122,12 +125,12 @@ def _awards_in(paragraph: str, branch: str | None) -> list[ContractAward]:
             contractor=found.name,
             contractor_location=found.location,
             amount_usd=found.amount if found.amount is not None else amount,
-            contract_number=_own_number(found.number, shared_number, modification),
+            contract_number=found.number or numbers[index] or shared_number,
             small_business=found.small_business,
             work_location=work_location(parts, found.name),
             **common,  # type: ignore[arg-type]
         )
-        for found in contractors
+        for index, found in enumerate(contractors)
     ]
 
 
@@ -141,10 +144,14 @@ def _listed_after_colon(paragraph: str, start: int) -> str:
     return rest[: end.start() + 1] if end else rest.rstrip(". ")
 
 
-def _own_number(item: str | None, shared: str | None, modification: bool) -> str | None:
-    if modification and shared is not None and item is None:
-        return shared
-    return item or shared
+def _numbers_in_order(paragraph: str, count: int) -> list[str | None]:
+    """ "A, ...; B, ...; and C, ... have been awarded ... (N1, N2, N3)." gives N1, N2, N3 to
+    A, B and C: DoD lists the numbers at the end in the contractors' order."""
+    end = _END_NUMBER.search(paragraph)
+    numbers = PIID.findall(end.group("numbers")) if end else []
+    if count > 1 and len(numbers) == count:
+        return list(numbers)
+    return [None] * count
 
 
 def _contract_number(paragraph: str, modification: bool) -> str | None:
