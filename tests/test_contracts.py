@@ -7,14 +7,17 @@ tests/data/README.md); each .json beside a .txt lists the rows a reader should g
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from govfeed.extract import extract_release
-from govfeed.extract.contract_text import branch_name, completion_date
+from govfeed.extract.contract_text import branch_name, completion_date, first_amount
 from govfeed.extract.contracts import parse_awards
 from govfeed.models import ContractAward, RawMessage, Release
 from govfeed.parse import parse_message
@@ -203,6 +206,38 @@ def test_other_releases_have_no_awards() -> None:
     assert release_from("dod-release.eml").awards == ()
 
 
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [("$9,875,000", 9_875_000), ("$1.5 million", 1_500_000), ("$2.18 billion", 2_180_000_000),
+     ("$99999999999999999999", None), ("$9,999,999,999,999,999,999", None), ("no amount", None)],
+)  # fmt: skip
+def test_amounts_are_whole_dollars_that_fit_sqlite(text: str, amount: int | None) -> None:
+    assert first_amount(text) == amount
+
+
 def test_a_huge_block_is_skipped_not_parsed() -> None:
     block = "Acme Corp., Reno, Nevada, was awarded a $1 contract. " + "x" * 30_000
     assert parse_awards(f"ARMY\n\n{block}") == ()
+
+
+# Pieces of award wording, shuffled and repeated: the parser meets broken announcements
+# (cut paragraphs, stray headings, numbers anywhere) and must give rows or nothing.
+PIECES = [
+    "ARMY", "NAVY", "\n\n", "Acme Corp.,* ", "Reno, Nevada", " (W912DY-24-C-0012)", "; and ",
+    ", was awarded a ", "$9,875,000 ", "$99999999999999999999 ", "firm-fixed-price, ",
+    "modification (P00012) to previously awarded contract N00024-21-C-4100", " contract for ",
+    ". Work will be performed in ", "with an estimated completion date of Dec. 31, 2026",
+    " is the contracting activity", "(", ")", ",", "The following companies are awarded:",
+    "CORRECTION: ", "*Small business", "expected to be completed by May 2025", " hybrid (",
+]  # fmt: skip
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=60))
+def test_any_arrangement_of_award_wording_gives_rows_or_nothing(pieces: list[str]) -> None:
+    for award in parse_awards("".join(pieces)):
+        assert award.contractor
+        assert award.amount_usd is None or 0 <= award.amount_usd <= 10**15
+        assert award.completion_date is None or re.fullmatch(
+            r"\d{4}-\d{2}(?:-\d{2})?", award.completion_date
+        )

@@ -50,7 +50,11 @@ _ABBREVIATIONS = {
     "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "dept", "gov", "vs",
 }  # fmt: skip
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"“])")
-_AMOUNT = re.compile(r"\$\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?:\s+(million|billion)\b)?")
+_AMOUNT = re.compile(
+    r"\$\s?(\d{1,3}(?:,\d{3}){1,5}|\d{1,15})(?![\d,]\d)(?:\.(\d{1,6}))?(?:\s+(million|billion)\b)?"
+)
+# Larger is no award but a typo or hostile text, and would not fit SQLite's INTEGER.
+_MAX_AMOUNT = 10**15
 _CLAUSE_END = re.compile(
     r"\s(?:for|to provide|to support|to procure|to perform|to exercise|to fund|to acquire|"
     r"which|that|under which)\s|\.\s+[A-Z]"
@@ -169,7 +173,7 @@ def first_amount(text: str) -> int | None:
     whole, fraction, scale = found.groups()
     value = float(f"{whole.replace(',', '')}.{fraction or 0}")
     value *= {"million": 1e6, "billion": 1e9}.get(scale or "", 1)
-    return round(value)
+    return round(value) if value <= _MAX_AMOUNT else None
 
 
 def contract_type(paragraph: str, start: int, parts: list[str]) -> str | None:
