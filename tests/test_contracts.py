@@ -1,7 +1,8 @@
 """DoD contract announcements as rows: `parse_awards`, field by field, on real wording.
 
 The fixtures in tests/data/contracts/ are real DoD award paragraphs (origins in
-tests/data/README.md); each .json beside a .txt lists the rows a reader should get.
+tests/data/README.md); each .json beside a .txt lists the rows a reader should get. The
+paragraphs written inline below use made-up companies to pin one wording each.
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ WORDING = [
         "Ohio, is the contracting activity (FA8650-25-C-1234).",
         {"contractor": "Beta Systems LLC", "amount_usd": 1_500_000, "small_business": True,
          "contract_type": "cost-plus-fixed-fee", "contract_number": "FA8650-25-C-1234"},
+    ),
+    (
+        "Kappa LLC, Mobile, Alabama, is awarded a $7,500,000 Firm Fixed Price, indefinite delivery"
+        " indefinite quantity contract for berthing. Naval Facilities Engineering Systems Command,"
+        " Norfolk, Virginia, is the contracting activity (N40085-25-D-0001).",
+        {"contract_type": "firm-fixed-price, indefinite-delivery/indefinite-quantity"},
     ),
     (
         "Gamma Corp., Kongsberg, Norway, was awarded a $12,000,000 time-and-materials contract "

@@ -72,6 +72,15 @@ _TYPE = re.compile(
     rf"|indefinite{_S}delivery(?:{_S}requirements)?|order{_S}dependent|\bIDIQ\b",
     re.IGNORECASE,
 )
+_IDIQ = "indefinite-delivery/indefinite-quantity"
+_SPELLINGS = {
+    "indefinite delivery/indefinite quantity": _IDIQ,
+    "indefinite delivery indefinite quantity": _IDIQ,
+    "idiq": _IDIQ,
+    "fixed price with economic price adjustment": "fixed-price with economic-price-adjustment",
+    "firm fixed price level of effort": "firm-fixed-price level-of-effort",
+    "indefinite delivery requirements": "indefinite-delivery requirements",
+}
 _TYPE_GAP = re.compile(r"[\s,/()]*(?:and\s+|or\s+)?[\s,/()]*")
 _THIS_IS = re.compile(r"^This (?:is|was|will be) an? (?P<kind>.+?)\b(?:contract|order|agreement)")
 _WORK = re.compile(
@@ -194,20 +203,32 @@ def contract_type(paragraph: str, start: int, parts: list[str]) -> str | None:
 
 
 def _type_run(text: str) -> str | None:
-    """The first run of contract-type terms, joined by commas, "and" or parentheses."""
+    """The first run of contract-type terms, joined by commas, "and" or parentheses, each
+    term in DoD's usual spelling ("firm fixed price" -> "firm-fixed-price")."""
     matches = list(_TYPE.finditer(text))
     if not matches:
         return None
-    start, end = matches[0].start(), matches[0].end()
+    parts, end = [_spelled(matches[0].group(0))], matches[0].end()
     for match in matches[1:]:
         gap = text[end : match.start()]
         if len(gap) > 12 or _TYPE_GAP.fullmatch(gap) is None:
             break
+        parts += [" ".join(gap.split(" ")), _spelled(match.group(0))]
         end = match.end()
-    run = text[start:end]
+    run = "".join(parts)
     if run.count("(") > run.count(")") and text[end : end + 1] == ")":
         run += ")"
     return run.strip(" ,") or None
+
+
+def _spelled(term: str) -> str:
+    """One spelling per contract type, so that a facet counts them together."""
+    key = re.sub(r"\s*/\s*", "/", re.sub(r"[-\s]+", " ", term.lower())).strip()
+    if key in _SPELLINGS:
+        return _SPELLINGS[key]
+    if key.startswith("(") or key.endswith(")"):
+        return term.lower()  # "(firm-target)"
+    return key.replace(" ", "-")
 
 
 def work_location(parts: list[str], contractor: str = "") -> str | None:
