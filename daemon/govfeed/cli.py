@@ -63,8 +63,8 @@ def cli(ctx: click.Context, config: Path | None, db: Path | None, log_level: str
 
     \b
     Example:
-        govfeed --db releases.db import ~/Maildir/dod
-        datasette releases.db
+        govfeed --config govfeed.toml import ~/Maildir/dod
+        govfeed --config govfeed.toml status
     """
     configure_logging(log_level)
     ctx.obj = Context(config=config, db=db)
@@ -88,13 +88,14 @@ def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None, batch_
     """Import .eml files, mbox files and Maildir folders.
 
     Every message is stored raw, de-duplicated, and extracted into a release when it is
-    a bulletin; the sender is judged by the config's [authentication] rules (without a
-    config no server is trusted, so government mail is quarantined). Prints one summary
-    line; exits 1 if a path could not be read.
+    a bulletin; the sender is judged by the config's [authentication] rules and agency
+    registry (without trusted_authserv_ids no sender can be authenticated, so government
+    mail is quarantined: a warning line says so). Prints one summary line; exits 1 if a
+    path could not be read.
 
     \b
     Example:
-        govfeed --db govfeed.db import examples/demo-maildir archive.mbox one.eml
+        govfeed --config govfeed.toml import ~/Maildir/dod archive.mbox one.eml
     """
     sources, problems = open_sources(list(paths))
     for problem in problems:
