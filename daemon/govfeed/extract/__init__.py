@@ -36,9 +36,11 @@ Decisions the stored fields rest on:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from govfeed.errors import ExtractError
+from govfeed.extract.contracts import parse_awards
 from govfeed.extract.dod import extract_dod, is_dod
 from govfeed.extract.facts import Facts, gather_facts
 from govfeed.extract.govdelivery import extract_govdelivery
@@ -91,6 +93,8 @@ def extract_release(msg: ParsedMessage) -> Release | Ignored:
         release = extract_govdelivery(msg, facts)
     release = scrub_release(release, subscriber_of(msg, facts.sender.subscriber))
     _check(release)
+    if release.release_type == "contract":  # one row per award (contract_awards)
+        release = dataclasses.replace(release, awards=parse_awards(release.body_text))
     return release
 
 
