@@ -145,7 +145,7 @@ def test_search_ranks_highlights_and_keeps_the_query(site: Site) -> None:
     page = site.get(f"/search?q={BODY_WORD}").text
     assert f"<mark>{BODY_WORD}</mark>" in page
     assert f'value="{BODY_WORD}"' in page
-    assert "1 release match" in page
+    assert "1 release matches" in page
     empty = site.get("/search?q=quokkas").text
     assert "No results" in empty and "Quokkas have" not in empty
     for awkward in ("", "+++", '"', '"unbalanced AND NEAR(', "x* OR y", "<script>"):
