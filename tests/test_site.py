@@ -25,10 +25,14 @@ from click.testing import CliRunner
 from datasette.app import Datasette
 from markupsafe import escape
 
+from govfeed import pipeline
 from govfeed.cli import cli
+from govfeed.config import AuthenticationSettings
 from govfeed.site import create_datasette
+from govfeed.sources import open_sources
+from govfeed.store import Store
 from tests.site_db import QUARANTINED_CONTRACTOR, build_site_database
-from tests.test_datasette import BODY_WORD, HOSTILE_TITLE, QUARANTINED_TITLE
+from tests.test_datasette import BODY_WORD, DATA, HOSTILE_TITLE, QUARANTINED_TITLE
 
 ATOM_TYPE = "application/atom+xml"
 # Words of the quarantined release and its award: none may reach an anonymous reader.
@@ -300,3 +304,24 @@ def test_site_command_needs_an_existing_database(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "no database there" in result.output
     assert "reader's site" in CliRunner().invoke(cli, ["site", "--help"]).output
+
+
+def test_home_follows_new_mail_without_a_restart(tmp_path: Path) -> None:
+    """The facet counts are cached per database state: a commit shows on the next request."""
+    db = tmp_path / "govfeed.db"
+    trusted = AuthenticationSettings(trusted_authserv_ids=("mx.google.com",))
+    with Store(db) as store:
+        sources, _ = open_sources([DATA / "dod-release.eml"])
+        pipeline.import_sources(store, sources, policy=trusted)
+    ds = create_datasette(db)
+    asyncio.run(ds.invoke_startup())
+    before = asyncio.run(ds.client.get("/")).text
+    assert "advisory" not in before
+    with Store(db) as store:
+        sources, _ = open_sources([DATA / "dod-advisory.eml"])
+        pipeline.import_sources(store, sources, policy=trusted)
+    after = asyncio.run(ds.client.get("/")).text
+    assert '?type=advisory">advisory</a>' in after
+    assert re.search(r'U.S. Department of Defense</a>\s*<span class="count">2</span>', after)
+    for database in ds.databases.values():
+        database.close()

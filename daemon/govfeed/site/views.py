@@ -151,6 +151,7 @@ async def search_page(datasette: Datasette, request: Request) -> Response:
         "govfeed_search.html",
         {
             "q": query,
+            "count_cap": data.SEARCH_COUNT_CAP,
             "rows": rows,
             "total": total,
             "page": page,
