@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 
 from govfeed.config import (
     DEFAULT_SENDER_DOMAINS,
+    AgencySettings,
     AuthenticationSettings,
     DatabaseSettings,
     MailboxSettings,
@@ -20,6 +21,7 @@ from govfeed.config import (
     Settings,
     load_settings,
     read_secret,
+    trust_policy,
 )
 from govfeed.errors import ConfigError
 
@@ -210,11 +212,10 @@ def test_authentication_overrides_per_mailbox(tmp_path: Path) -> None:
         + MAILBOX.replace('"dod"', '"doj"')
     )
     settings = load_settings(write(tmp_path, text))
-    assert settings.authentication_for("dod") == AuthenticationSettings(
-        trusted_authserv_ids=("mx.google.com",), unauthenticated="reject"
-    )
-    assert settings.authentication_for("doj") == settings.authentication
-    assert settings.authentication_for(None) == settings.authentication
+    dod = settings.authentication_for("dod")
+    assert (dod.trusted_authserv_ids, dod.unauthenticated) == (("mx.google.com",), "reject")
+    assert settings.authentication_for("doj") == trust_policy(settings.authentication)
+    assert settings.authentication_for(None) == trust_policy(settings.authentication)
     assert settings.mailbox("doj").name == "doj"
     with pytest.raises(ConfigError, match="no mailbox named 'x'"):
         settings.mailbox("x")
@@ -224,7 +225,13 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
     settings = load_settings(EXAMPLE)
     assert [m.name for m in settings.mailboxes] == ["dod"]
     text = EXAMPLE.read_text()
-    for model in (Settings, DatabaseSettings, AuthenticationSettings, MailboxSettings):
+    for model in (
+        Settings,
+        DatabaseSettings,
+        AuthenticationSettings,
+        MailboxSettings,
+        AgencySettings,
+    ):
         for key in model.model_fields:
             pattern = rf"^\[{key}\]|^\[\[{key}\]\]|^#? ?{key} = "
             assert re.search(pattern, text, re.MULTILINE), f"{key} is not in the example"
@@ -325,3 +332,45 @@ def test_a_secret_file_others_can_read_is_warned_about(tmp_path: Path) -> None:
     with capture_logs() as logs:
         load_settings(path)
     assert logs == []
+
+
+# -- the agency registry ----------------------------------------------------------------
+
+
+def test_config_agencies_extend_the_built_in_registry_and_replace_by_name(
+    tmp_path: Path,
+) -> None:
+    text = (
+        '[[agencies]]\nname = "Oxford City Council"\naccount_codes = ["ukoxford"]\n'
+        'senders = ["YourOxford@public.govdelivery.com"]\n'
+        '[[agencies]]\nname = "U.S. Department of Defense"\naccount_codes = ["USDOD"]\n'
+    )
+    registry = load_settings(write(tmp_path, text)).registry
+    assert [a.name for a in registry] == ["Oxford City Council", "U.S. Department of Defense"]
+    assert registry[0].account_codes == ("UKOXFORD",)
+    assert registry[0].senders == ("youroxford@public.govdelivery.com",)
+    assert registry[1].aliases == ()  # replaced: the built-in aliases are gone
+    built_in = load_settings(write(tmp_path, "")).registry
+    assert [a.name for a in built_in] == ["U.S. Department of Defense"]
+    assert "U.S. Department of War" in built_in[0].aliases
+    assert "war.gov" in built_in[0].senders
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('name = "X"\naccount_codes = ["no spaces"]', "agencies[0].account_codes: "),
+        ('name = "X"\nsenders = ["not a domain"]', "agencies[0].senders: "),
+        ('name = ""', "agencies[0].name: "),
+        ('name = "X"\nalias = ["Y"]', "agencies[0].alias: unknown key (did you mean aliases?)"),
+    ],
+)
+def test_a_bad_agency_entry_names_the_key(tmp_path: Path, entry: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(write(tmp_path, f"[[agencies]]\n{entry}\n"))
+
+
+def test_two_agencies_cannot_share_a_name(tmp_path: Path) -> None:
+    text = '[[agencies]]\nname = "A"\naliases = ["Same"]\n[[agencies]]\nname = "Same"\n'
+    with pytest.raises(ConfigError, match="'Same' already names 'A'"):
+        load_settings(write(tmp_path, text))

@@ -34,7 +34,6 @@ from govfeed.store import Store
 
 ROOT = Path(__file__).parent.parent
 DATA = ROOT / "tests" / "data"
-VIEWS_SQL = ROOT / "config" / "views.sql"
 
 FIXTURES = (
     "dod-release.eml",  # ROK-U.S. ministerial; "trash balloons" is in its body only
@@ -54,14 +53,16 @@ HOSTILE_BODY = (
 )
 QUARANTINED_TITLE = "Forged notice about quokkas"
 FAILED_MAIL = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR not mail at all"
-PUBLISHED_VIEW_COLUMNS = [
+PUBLISHED_VIEW_COLUMNS = [  # schema 5
     "id",
     "release_date",
     "title",
     "release_type",
     "agency",
+    "agency_as_written",
     "url",
     "body_html",
+    "body_text",
     "account_code",
     "bulletin_id",
     "first_seen_at",
@@ -143,11 +144,6 @@ def build_database(path: Path) -> None:
             policy=trusted,
         )
         assert (summary.new_releases, summary.quarantined, summary.failed) == (2, 1, 1)
-        views = store.conn.execute(
-            "select 1 from sqlite_master where type = 'view' and name = 'published_releases'"
-        ).fetchone()
-        if views is None:  # a schema without the view's migration: config/views.sql adds it
-            store.conn.executescript(VIEWS_SQL.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +191,8 @@ def test_metadata_describes_every_column_a_reader_sees(site: Site) -> None:
         "release_versions",
         "published_release_versions",
         "messages",
+        "contract_awards",
+        "published_contract_awards",
     ):
         columns = {row[1] for row in site.rows(f"pragma table_info({table})")}
         described = set(tables[table]["columns"])
@@ -212,7 +210,11 @@ def test_anonymous_readers_see_the_published_views_and_no_table(site: Site) -> N
     # releases with the quarantined ones, FTS over every release) is the operator's.
     assert database["tables"] == []
     views = {view["name"] for view in database["views"]}
-    assert views == {"published_releases", "published_release_versions"}
+    assert views == {
+        "published_releases",
+        "published_release_versions",
+        "published_contract_awards",
+    }
     queries = {query["name"] for query in database["queries"]}
     assert "problem_mail" not in queries
     assert {"latest_releases", "releases_by_type", "search"} <= queries
@@ -378,10 +380,5 @@ def test_no_script_from_a_hostile_release_reaches_a_page_or_the_feed(site: Site)
 
 def test_schema_creates_the_published_releases_view(tmp_path: Path) -> None:
     with Store(tmp_path / "fresh.db") as store:
-        found = store.conn.execute(
-            "select 1 from sqlite_master where type = 'view' and name = 'published_releases'"
-        ).fetchone()
-        if found is None:
-            pytest.skip("no schema migration creates published_releases yet (config/views.sql)")
         columns = [row[1] for row in store.conn.execute("pragma table_info(published_releases)")]
     assert columns == PUBLISHED_VIEW_COLUMNS

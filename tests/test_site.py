@@ -255,18 +255,22 @@ def links_of(base: str, html: str) -> list[str]:
     return found
 
 
-def test_no_quarantined_word_on_any_anonymous_page_or_json(site: Site) -> None:
-    """Crawl everything an anonymous reader can reach, plus every table, view and query."""
+def crawl(site: Site, secrets: tuple[str, ...]) -> tuple[set[str], set[str]]:
+    """Fetch, as anonymous, every page and JSON address reachable from the site's pages
+    and every table, view and query by name; assert no secret is in any answer.
+    Returns (every path fetched, the paths that answered 200)."""
     names = [
         n for (n,) in site.rows("select name from sqlite_master where type in ('table', 'view')")
     ]
     seeds = ["/", "/search?q=quokkas", "/search?q=notice", "/awards", "/feeds/releases.atom"]
     seeds += ["/govfeed", "/govfeed.json", "/-/metadata.json", "/-/databases.json"]
+    seeds += ["/feeds/awards.atom?min=0", "/feeds/type/release.atom"]
     seeds += [f"/govfeed/{name}{suffix}" for name in names for suffix in ("", ".json", ".csv")]
     queries = site.get("/govfeed.json", root=True).json()["queries"]
     seeds += [f"/govfeed/{q['name']}{suffix}" for q in queries for suffix in ("", ".json")]
     seeds += ["/govfeed/search.json?q=quokkas", "/govfeed/published_releases.json?_search=quokkas"]
     seeds += ["/govfeed?sql=select+title+from+releases", "/govfeed.db"]
+    seeds += [f"/releases/{i}" for (i,) in site.rows("select id from releases")]
     seen: set[str] = set()
     queue = deque(seeds)
     public = set()
@@ -276,19 +280,47 @@ def test_no_quarantined_word_on_any_anonymous_page_or_json(site: Site) -> None:
             continue
         seen.add(path)
         response = site.get(path)
-        body = response.text
-        leaked = [secret for secret in SECRETS if secret.lower() in body.lower()]
+        body = response.text.lower()
+        leaked = [secret for secret in secrets if secret.lower() in body]
         assert not leaked, (path, response.status_code, leaked)
         if response.status_code == 200:
             public.add(path.split("?")[0])
             if "html" in response.headers.get("content-type", ""):
-                queue.extend(links_of(f"http://localhost{path}", body))
+                queue.extend(links_of(f"http://localhost{path}", response.text))
     reachable = {p.rsplit(".", 1)[0].removeprefix("/govfeed/") for p in public}
     private = {"releases", "release_versions", "releases_fts", "messages", "raw_messages"}
     private |= {"mailbox_state", "contract_awards", "release_keys", "problem_mail"}
     assert not private & reachable
+    return seen, public
+
+
+def test_no_quarantined_word_on_any_anonymous_page_or_json(site: Site) -> None:
+    seen, public = crawl(site, SECRETS)
     assert {"/", "/search", "/awards", "/feeds/releases.atom"} <= public
     assert len(seen) > 100  # the crawl went beyond the seeds
+
+
+def test_an_archive_imported_without_trust_settings_shows_readers_nothing(
+    tmp_path: Path,
+) -> None:
+    """`govfeed import` with no trusted authserv-id quarantines government mail: the site
+    must show none of it, though the operator sees every release."""
+    db = tmp_path / "govfeed.db"
+    fixtures = [str(p) for p in sorted(DATA.glob("dod-*.eml"))]
+    result = CliRunner().invoke(cli, ["--db", str(db), "import", *fixtures])
+    assert result.exit_code == 0, result.output
+    titles = [t for (t,) in sqlite3.connect(db).execute("select title from releases")]
+    statuses = {s for (s,) in sqlite3.connect(db).execute("select status from releases")}
+    assert len(titles) > 5 and statuses == {"quarantined"}
+    ds = create_datasette(db)
+    asyncio.run(ds.invoke_startup())
+    site = Site(ds, db)
+    _, public = crawl(site, tuple(titles))
+    assert {"/", "/search", "/feeds/releases.atom"} <= public
+    assert "No published releases" in site.get("/").text
+    assert len(site.get("/govfeed/releases.json?_shape=array", root=True).json()) == len(titles)
+    for database in ds.databases.values():
+        database.close()
 
 
 def test_the_operator_reads_everything(site: Site) -> None:

@@ -103,19 +103,21 @@ def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None, batch_
     show = sys.stderr.isatty() if progress is None else progress
     try:
         settings = obj.settings()
+        _say_trust(settings, files=True)
+        policy = settings.authentication_for(None)
         with Store(settings.database.path) as store:
             if show and total:
                 with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
                     summary = pipeline.import_sources(
                         store,
                         sources,
-                        policy=settings.authentication,
+                        policy=policy,
                         on_message=lambda: bar.update(1),
                         batch_size=batch_size,
                     )
             else:
                 summary = pipeline.import_sources(
-                    store, sources, policy=settings.authentication, batch_size=batch_size
+                    store, sources, policy=policy, batch_size=batch_size
                 )
     except GovfeedError as err:
         raise click.ClickException(str(err)) from err
@@ -128,23 +130,36 @@ def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None, batch_
 
 @cli.command()
 @click.pass_obj
-def reparse(obj: Context) -> None:
-    """Re-extract every release from the stored raw messages.
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+)
+def reparse(obj: Context, progress: bool | None) -> None:
+    """Re-judge and re-extract every stored message under the current config.
 
-    Updates releases in place (their ids stay), rebuilds versions and message counts, and
-    drops releases no message supports any more. Running it twice changes nothing.
+    Everything is decided again from the raw mail: extraction, the sender verdict, who
+    sent it, its agency, published or quarantined, duplicates. Release ids stay; releases
+    no message supports any more are dropped. Prints a summary and what changed (e.g.
+    "releases published -> quarantined 2"). Running it twice changes nothing.
 
     \b
     Example:
-        govfeed --db govfeed.db reparse
+        govfeed --config /etc/govfeed/govfeed.toml reparse
     """
     try:
         settings = obj.settings()
+        _say_trust(settings, files=True)
         with Store(settings.database.path) as store:
-            summary = pipeline.reparse(store, settings)
+            total = store.conn.execute("select count(*) from messages").fetchone()[0]
+            show = sys.stderr.isatty() if progress is None else progress
+            if show and total:
+                with click.progressbar(length=total, label="reparsing", file=sys.stderr) as bar:
+                    summary = pipeline.reparse(store, settings, on_message=lambda: bar.update(1))
+            else:
+                summary = pipeline.reparse(store, settings)
     except GovfeedError as err:
         raise click.ClickException(str(err)) from err
     click.echo(summary.reparse_line())
+    click.echo(summary.changes_line())
 
 
 @cli.command(name="release")
@@ -228,6 +243,7 @@ def run(obj: Context) -> None:
     configure_logging(root.params["log_level"], stream="stdout")  # a service's logs: stdout
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
+        _say_trust(obj.settings(), files=False)
         code = daemon.Daemon(obj.settings).run()
     except ConfigError as err:
         click.echo(f"error: {err}", err=True)
@@ -254,6 +270,7 @@ def poll(obj: Context) -> None:
         settings = obj.settings()
         if not settings.mailboxes:
             raise ConfigError(f"{settings.source or 'defaults'}: no [[mailboxes]] to poll")
+        _say_trust(settings, files=False)
         results = daemon.poll_once(settings)
     except ConfigError as err:
         click.echo(f"error: {err}", err=True)
@@ -312,6 +329,14 @@ def _check_mailbox(mailbox: MailboxSettings) -> bool:
     if missing:
         click.echo(f"          error: no such folder on the server: {', '.join(missing)}")
     return not missing
+
+
+def _say_trust(settings: Settings, *, files: bool) -> None:
+    """One line on stderr at start when the trust settings quarantine every bulletin."""
+    database = settings.database.path
+    source = settings.source or "no config file: built-in defaults"
+    for warning in settings.trust_warnings(files=files):
+        click.echo(f"warning: {warning} (database {database}; {source})", err=True)
 
 
 @cli.command()
