@@ -329,6 +329,8 @@ def test_the_operator_reads_everything(site: Site) -> None:
     assert site.get("/govfeed/contract_awards", root=True).status_code == 200
     response = site.get("/govfeed.json?sql=select+count(*)+from+releases", root=True)
     assert response.status_code == 200
+    assert 'href="/govfeed/releases"' in site.get("/", root=True).text
+    assert 'href="/govfeed/releases"' not in site.get("/").text
 
 
 def test_site_command_needs_an_existing_database(tmp_path: Path) -> None:
