@@ -338,6 +338,16 @@ def test_site_command_needs_an_existing_database(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "no database there" in result.output
     assert "reader's site" in CliRunner().invoke(cli, ["site", "--help"]).output
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("create table notes (body text)")
+    result = CliRunner().invoke(cli, ["--db", str(other), "site"])
+    assert result.exit_code == 1 and "not a govfeed database" in result.output
+    with sqlite3.connect(other) as conn:  # as a govfeed from before migration 5 left it
+        conn.execute("create table govfeed_migrations (version integer, name text)")
+        conn.execute("insert into govfeed_migrations values (4, 'published_release_versions')")
+    result = CliRunner().invoke(cli, ["--db", str(other), "site"])
+    assert result.exit_code == 1 and "database schema 4, the site needs" in result.output
 
 
 def test_home_follows_new_mail_without_a_restart(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from datasette.database import Database
 from datasette.plugins import pm
 
 from govfeed.errors import GovfeedError
+from govfeed.schema import SCHEMA_VERSION
 from govfeed.site import plugin
 
 HERE = Path(__file__).parent
@@ -53,12 +56,28 @@ def load_metadata(path: Path | None = None) -> dict[str, Any]:
     return loaded
 
 
+def _check_schema(db_path: Path) -> None:
+    """The site reads the views of the current schema; it never migrates (it is read-only)."""
+    try:
+        with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as conn:
+            row = conn.execute("select max(version) from govfeed_migrations").fetchone()
+    except sqlite3.Error as err:
+        raise SiteError(f"{db_path}: not a govfeed database ({err})") from err
+    version = int(row[0] or 0)
+    if version < SCHEMA_VERSION:
+        raise SiteError(
+            f"{db_path}: database schema {version}, the site needs {SCHEMA_VERSION}:"
+            " run govfeed run, poll or import once to upgrade it"
+        )
+
+
 def create_datasette(
     db_path: Path, *, metadata: dict[str, Any] | None = None, root: bool = False
 ) -> Datasette:
     """Datasette serving `db_path` as database `govfeed`, with the reader's pages."""
     if not db_path.is_file():
         raise SiteError(f"{db_path}: no database there (run govfeed import or govfeed run first)")
+    _check_schema(db_path)
     _register_plugin()
     datasette = Datasette(
         [],

@@ -47,21 +47,6 @@ class Listing:
     facets: list[Facet]
 
 
-async def objects_exist(db: Database, *names: str) -> bool:
-    """Whether every named table or view exists (contract awards come with migration 5)."""
-    found = await db.execute(
-        "select count(*) from sqlite_master where type in ('table', 'view')"
-        f" and name in ({', '.join('?' * len(names))})",
-        list(names),
-    )
-    return int(found.first()[0]) == len(names)
-
-
-async def columns(db: Database, table: str) -> set[str]:
-    found = await db.execute("select name from pragma_table_info(?)", [table])
-    return {row[0] for row in found.rows}
-
-
 def _where(filters: dict[str, str], allowed: dict[str, str]) -> tuple[str, list[str]]:
     clauses, params = [], []
     for key, column in allowed.items():
@@ -164,18 +149,12 @@ def _cube_facets(
     return total, facets
 
 
-async def latest_releases(
-    db: Database, filters: dict[str, str], page: int, summary_column: str
-) -> Listing:
-    """A page of published releases, newest first, with facet counts.
-
-    `summary_column` is body_text where the view has it (schema 5), else body_html.
-    """
+async def latest_releases(db: Database, filters: dict[str, str], page: int) -> Listing:
+    """A page of published releases, newest first, with facet counts."""
     where, params = _where(filters, RELEASE_FILTERS)
-    summary = f", substr({summary_column}, 1, 1500) as summary"
     found = await db.execute(
-        "select id, title, release_date, agency, release_type, url"
-        f"{summary} from published_releases{where}"
+        "select id, title, release_date, agency, release_type, url,"
+        f" substr(body_text, 1, 1500) as summary from published_releases{where}"
         f" order by release_date desc, id desc limit {PAGE_SIZE} offset ?",
         [*params, (page - 1) * PAGE_SIZE],
     )

@@ -77,9 +77,7 @@ async def awards_feed(datasette: Datasette, request: Request) -> Response:
     minimum = views.minimum_amount(request, views.AWARDS_FEED_DEFAULT)
     title = f"contract awards of {text.dollars(minimum)} or more"
     info = _feed_info(datasette, request, f"awards:{minimum}", title)
-    rows: list[dict[str, Any]] = []
-    if await data.objects_exist(db, "published_contract_awards"):
-        rows = await data.feed_awards(db, minimum)
+    rows = await data.feed_awards(db, minimum)
     return _atom(feeds.awards_feed(info, rows, _page_of(datasette, request)))
 
 

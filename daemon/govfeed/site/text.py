@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass, field
 
 from markupsafe import Markup, escape
-from selectolax.lexbor import LexborHTMLParser
 
 from govfeed.site.data import MARK_CLOSE, MARK_OPEN
 
@@ -21,19 +20,9 @@ _SPACE = re.compile(r"\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
-def plain(html_or_text: str | None, *, is_html: bool) -> str:
-    """The text of a body, whitespace collapsed."""
-    if not html_or_text:
-        return ""
-    text = html_or_text
-    if is_html:
-        text = LexborHTMLParser(html_or_text).text(separator=" ")
-    return _SPACE.sub(" ", text).strip()
-
-
-def summary(html_or_text: str | None, *, is_html: bool) -> str:
+def summary(body_text: str | None) -> str:
     """One line for a listing: the first sentence(s) up to ~220 characters."""
-    text = plain(html_or_text, is_html=is_html)
+    text = _SPACE.sub(" ", body_text or "").strip()
     if len(text) <= SUMMARY_CHARS:
         return text
     cut = text[:SUMMARY_CHARS]

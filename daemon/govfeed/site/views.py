@@ -61,20 +61,13 @@ async def render(
     return Response.html(html, status=status)
 
 
-async def _summary_column(db: Database) -> tuple[str, bool]:
-    """body_text where the published view has it (schema 5), else body_html."""
-    has_text = "body_text" in await data.columns(db, "published_releases")
-    return ("body_text", False) if has_text else ("body_html", True)
-
-
 async def home(datasette: Datasette, request: Request) -> Response:
     db = database(datasette)
     filters = _filters(request, data.RELEASE_FILTERS)
     page = _page_number(request)
-    column, is_html = await _summary_column(db)
-    listing = await data.latest_releases(db, filters, page, column)
+    listing = await data.latest_releases(db, filters, page)
     for row in listing.rows:
-        row["summary"] = text.summary(row.pop("summary"), is_html=is_html)
+        row["summary"] = text.summary(row.pop("summary"))
     feeds_here = []
     if filters.get("agency"):
         agency = filters["agency"]
@@ -95,7 +88,6 @@ async def home(datasette: Datasette, request: Request) -> Response:
             "page": page,
             "pages": max(1, -(-listing.total // data.PAGE_SIZE)),
             "feeds": feeds_here,
-            "has_awards": await data.objects_exist(db, "published_contract_awards"),
         },
     )
 
@@ -109,9 +101,7 @@ async def release_page(datasette: Datasette, request: Request) -> Response:
     release_id = int(row["id"])
     versions = await data.versions(db, release_id)
     awards: list[dict[str, Any]] = []
-    if row["release_type"] == "contract" and await data.objects_exist(
-        db, "published_contract_awards"
-    ):
+    if row["release_type"] == "contract":
         awards = await data.awards_of(db, release_id)
     agency = row["agency"] or ""
     return await render(
@@ -167,9 +157,6 @@ def minimum_amount(request: Request, default: int) -> int:
 
 async def awards_page(datasette: Datasette, request: Request) -> Response:
     db = database(datasette)
-    if not await data.objects_exist(db, "published_contract_awards"):
-        context: dict[str, Any] = {"missing": True}
-        return await render(datasette, request, "govfeed_awards.html", context)
     filters = _filters(request, data.AWARD_FILTERS)
     minimum = minimum_amount(request, 0)
     page = _page_number(request)
@@ -180,7 +167,6 @@ async def awards_page(datasette: Datasette, request: Request) -> Response:
         request,
         "govfeed_awards.html",
         {
-            "missing": False,
             "listing": listing,
             "filters": filters,
             "minimum": minimum,
