@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pydantic
 import pytest
+from click.testing import CliRunner
 from structlog.testing import capture_logs
 
+from govfeed.cli import cli
 from govfeed.config import (
     DEFAULT_SENDER_DOMAINS,
     AgencySettings,
@@ -326,12 +328,41 @@ def test_a_secret_file_others_can_read_is_warned_about(tmp_path: Path) -> None:
             "key": "password_file",
             "path": str(tmp_path / "pw"),
             "mode": "0644",
+            "problem": "readable by group or others",
         }
     ]
     (tmp_path / "pw").chmod(0o600)
     with capture_logs() as logs:
         load_settings(path)
     assert logs == []
+
+
+def test_a_secret_file_in_a_folder_others_can_write_is_warned_about(tmp_path: Path) -> None:
+    """Whoever may write the folder may swap the file for one of their own."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    (folder / "pw").write_text("hunter2\n")
+    (folder / "pw").chmod(0o600)
+    text = MAILBOX.replace('password_env = "IMAP_PASSWORD"', 'password_file = "shared/pw"')
+    path = write(tmp_path, text)
+    for mode, warned in ((0o777, True), (0o775, True), (0o1777, False), (0o755, False)):
+        folder.chmod(mode)
+        with capture_logs() as logs:
+            load_settings(path)
+        problems = [(log["path"], log["problem"]) for log in logs]
+        expected = [(str(folder), "in a folder group or others can write")] if warned else []
+        assert problems == expected, oct(mode)
+
+
+def test_check_config_never_shows_a_token_commands_arguments(tmp_path: Path) -> None:
+    text = MAILBOX.replace(
+        'password_env = "IMAP_PASSWORD"',
+        'oauth2_token_command = ["/usr/local/bin/get-token", "--secret", "s3cr3t"]',
+    )
+    result = CliRunner().invoke(cli, ["--config", str(write(tmp_path, text)), "check-config"])
+    assert result.exit_code == 0, result.output
+    assert "s3cr3t" not in result.output and "--secret" not in result.output
+    assert "oauth2_token_command /usr/local/bin/get-token (2 arguments not shown)" in result.output
 
 
 # -- the agency registry ----------------------------------------------------------------

@@ -63,8 +63,8 @@ def cli(ctx: click.Context, config: Path | None, db: Path | None, log_level: str
 
     \b
     Example:
-        govfeed --db releases.db import ~/Maildir/dod
-        datasette releases.db
+        govfeed --config govfeed.toml import ~/Maildir/dod
+        govfeed --config govfeed.toml status
     """
     configure_logging(log_level)
     ctx.obj = Context(config=config, db=db)
@@ -88,13 +88,14 @@ def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None, batch_
     """Import .eml files, mbox files and Maildir folders.
 
     Every message is stored raw, de-duplicated, and extracted into a release when it is
-    a bulletin; the sender is judged by the config's [authentication] rules (without a
-    config no server is trusted, so government mail is quarantined). Prints one summary
-    line; exits 1 if a path could not be read.
+    a bulletin; the sender is judged by the config's [authentication] rules and agency
+    registry (without trusted_authserv_ids no sender can be authenticated, so government
+    mail is quarantined: a warning line says so). Prints one summary line; exits 1 if a
+    path could not be read.
 
     \b
     Example:
-        govfeed --db govfeed.db import examples/demo-maildir archive.mbox one.eml
+        govfeed --config govfeed.toml import ~/Maildir/dod archive.mbox one.eml
     """
     sources, problems = open_sources(list(paths))
     for problem in problems:
@@ -105,7 +106,7 @@ def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None, batch_
         settings = obj.settings()
         _say_trust(settings, files=True)
         policy = settings.authentication_for(None)
-        with Store(settings.database.path) as store:
+        with Store(settings.database.path, group=settings.database.group) as store:
             if show and total:
                 with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
                     summary = pipeline.import_sources(
@@ -148,7 +149,7 @@ def reparse(obj: Context, progress: bool | None) -> None:
     try:
         settings = obj.settings()
         _say_trust(settings, files=True)
-        with Store(settings.database.path) as store:
+        with Store(settings.database.path, group=settings.database.group) as store:
             total = store.conn.execute("select count(*) from messages").fetchone()[0]
             show = sys.stderr.isatty() if progress is None else progress
             if show and total:
@@ -210,7 +211,8 @@ def status_(obj: Context, as_json: bool, max_age: float | None) -> None:
             for m in settings.mailboxes
             for folder in m.folders
         ]
-        report = status.collect_status(settings.database.path, watches)
+        warnings = settings.trust_warnings(files=not settings.mailboxes)
+        report = status.collect_status(settings.database.path, watches, warnings=warnings)
     except (GovfeedError, status.StatusError) as err:
         if as_json:
             click.echo(json.dumps({"healthy": False, "exit_code": 2, "error": str(err)}))

@@ -82,6 +82,8 @@ class _Model(BaseModel):
 
 class DatabaseSettings(_Model):
     path: ConfigPath = DEFAULT_DATABASE
+    # A group that may read the database (0640 instead of 0600), e.g. the site's user's.
+    group: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]*[$]?$", max_length=32)
 
 
 class AuthenticationSettings(_Model):
@@ -243,8 +245,11 @@ class MailboxSettings(_Model):
         """(key, where) of the secret, safe to show: e.g. ("password_env", "IMAP_PW")."""
         for key in SECRET_KEYS:
             value = getattr(self, key)
+            if isinstance(value, tuple):  # a token command: its arguments may hold secrets
+                hidden = f" ({len(value) - 1} arguments not shown)" if len(value) > 1 else ""
+                return key, value[0] + hidden
             if value is not None:
-                return key, " ".join(value) if isinstance(value, tuple) else str(value)
+                return key, str(value)
         raise AssertionError("validated settings always have a secret source")
 
 
@@ -433,24 +438,32 @@ def _known_keys() -> list[str]:
 
 
 def secret_file_warnings(settings: Settings) -> list[dict[str, str]]:
-    """A warning (mailbox, key, path, mode) per secret file that group or others can read."""
+    """A warning (mailbox, key, path, mode, problem) per secret file that group or others
+    can read, or whose folder group or others can write (they could swap the file)."""
     warnings = []
     for mailbox in settings.mailboxes:
         for key in ("password_file", "oauth2_token_file"):
             path: Path | None = getattr(mailbox, key)
-            try:
-                mode = path.stat().st_mode if path is not None else 0
-            except OSError:
-                continue  # may only exist at run time (a systemd credential); read_secret says
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                warnings.append(
-                    {
-                        "mailbox": mailbox.name,
-                        "key": key,
-                        "path": str(path),
-                        "mode": f"{stat.S_IMODE(mode):04o}",
-                    }
-                )
+            if path is None:
+                continue
+            for checked, mask, problem in (
+                (path, stat.S_IRWXG | stat.S_IRWXO, "readable by group or others"),
+                (path.parent, stat.S_IWGRP | stat.S_IWOTH, "in a folder group or others can write"),
+            ):
+                try:
+                    mode = checked.stat().st_mode
+                except OSError:
+                    continue  # may only exist at run time (a systemd credential); read_secret says
+                if mode & mask and not (checked != path and mode & stat.S_ISVTX):
+                    warnings.append(
+                        {
+                            "mailbox": mailbox.name,
+                            "key": key,
+                            "path": str(checked),
+                            "mode": f"{stat.S_IMODE(mode):04o}",
+                            "problem": problem,
+                        }
+                    )
     return warnings
 
 

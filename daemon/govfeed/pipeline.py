@@ -118,14 +118,11 @@ def save_message(
     if reparse and raw.stored_pk in reparse.released and candidate.status == "quarantined":
         candidate = replace(candidate, status="published")  # the operator's decision holds
     same = _same_message_id(store, analysis.facts.message_id, raw.stored_pk)
-    result, found = analysis.result, None
-    keys: tuple[str, ...] = ()
+    result, found, identity = analysis.result, None, None
     if isinstance(result, Release) and candidate.status in ("published", "quarantined"):
         identity = dedupe.identify(result)
-        keys = _scoped(candidate.sender, identity.keys)
-        found = store.find_release(
-            _scoped(candidate.sender, identity.lookup), identity.content_hash
-        )
+        lookup = _scoped(candidate.sender, identity.lookup)
+        found = store.find_release(lookup, identity.content_hash)
     decision = decide(candidate, same, found)
     row = _message_row(raw, sha256, analysis, candidate, decision)
     if raw.stored_pk is None:
@@ -134,13 +131,12 @@ def save_message(
         pk = raw.stored_pk
         store.update_message(pk, **{k: v for k, v in row.columns().items() if k in _JUDGED})
     _count(summary, decision, pk, candidate)
-    if (
-        isinstance(result, Release)
-        and decision.release_status is not None
-        and decision.kind != "held"
-    ):
-        assert analysis.assessment is not None and candidate.sender is not None
-        _save_release(store, pk, result, analysis, decision, keys, summary, reparse)
+    if identity is None or decision.release_status is None or decision.kind == "held":
+        return
+    assert isinstance(result, Release)
+    keys = _scoped(candidate.sender, identity.keys)
+    release_row = _release_row(analysis, decision, identity.content_hash)
+    _save_release(store, pk, result, release_row, decision, keys, summary, reparse)
 
 
 def _same_message_id(
@@ -158,28 +154,31 @@ def _scoped(sender: str | None, keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f"{sender}|{key}" for key in keys)
 
 
-def _save_release(
-    store: Store,
-    pk: int,
-    release: Release,
-    analysis: Analysis,
-    decision: Decision,
-    keys: tuple[str, ...],
-    summary: Summary,
-    reparse: _Reparse | None,
-) -> None:
+def _release_row(analysis: Analysis, decision: Decision, content_hash: str) -> ReleaseRow:
     assessment = analysis.assessment
     assert assessment is not None and decision.release_status is not None
     quarantined = decision.release_status == "quarantined"
-    row = ReleaseRow(
+    return ReleaseRow(
         sender=assessment.sender,
         agency=assessment.agency,
         agency_as_written=assessment.agency_as_written,
         status=decision.release_status,
         quarantine_reason=decision.reason if quarantined else None,
-        content_hash=dedupe.identify(release).content_hash,
+        content_hash=content_hash,
         sent_at=analysis.facts.sent_at,
     )
+
+
+def _save_release(
+    store: Store,
+    pk: int,
+    release: Release,
+    row: ReleaseRow,
+    decision: Decision,
+    keys: tuple[str, ...],
+    summary: Summary,
+    reparse: _Reparse | None,
+) -> None:
     if decision.kind == "new_release":
         reuse = reparse.previous.get(pk) if reparse else None
         release_id = store.create_release(release, row, reuse)

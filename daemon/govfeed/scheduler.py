@@ -67,7 +67,7 @@ class Runner:
         self.pending.clear()
         settings, mailbox = self.host.settings, self.mailbox
         try:
-            with Store(settings.database.path) as store:
+            with Store(settings.database.path, group=settings.database.group) as store:
                 result = sync.poll_mailbox(store, settings, mailbox, stop=self.host.stop)
         except GovfeedError as err:
             log.error("poll_failed", mailbox=mailbox.name, error=str(err))

@@ -8,7 +8,9 @@ with the mailbox cursor moved in that same transaction.
 
 from __future__ import annotations
 
+import grp
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -91,7 +93,9 @@ def explain(err: sqlite3.Error | OSError) -> str:
 class Store:
     """One connection to the govfeed database, migrated on open."""
 
-    def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
+    def __init__(
+        self, path: Path | str, *, readonly: bool = False, group: str | None = None
+    ) -> None:
         self.path = Path(path)
         try:
             if readonly:
@@ -99,6 +103,7 @@ class Store:
                 conn = sqlite3.connect(uri, uri=True, isolation_level=None)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                _create_private(self.path, group)
                 conn = sqlite3.connect(self.path, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not readonly:
@@ -477,6 +482,27 @@ class Store:
             " last_poll_at = excluded.last_poll_at, last_error = excluded.last_error",
             (mailbox, folder, utc_now(), error[:500]),
         )
+
+
+def _create_private(path: Path, group: str | None) -> None:
+    """Create a missing database file readable by its owner only (0600), or also by
+    `group` (0640): it holds the operator's mail, subscriber addresses included. SQLite
+    gives the -wal and -shm files it creates beside it the same mode."""
+    mode = 0o640 if group else 0o600
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, mode)  # the umask may not widen it, and must not narrow 0640 either
+        if group:
+            os.fchown(fd, -1, grp.getgrnam(group).gr_gid)
+    except (KeyError, OSError) as err:
+        os.close(fd)
+        path.unlink()
+        why = f"no group {group!r}" if isinstance(err, KeyError) else str(err)
+        raise StoreError(f"cannot create database {path} for group {group}: {why}") from err
+    os.close(fd)
 
 
 def _release_columns(release: Release, row: ReleaseRow) -> dict[str, Any]:
