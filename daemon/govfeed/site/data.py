@@ -100,17 +100,33 @@ class Signature:
         return cls(tuple(stats))
 
 
+Cube = list[tuple[Any, Any, Any, int]]
 # (agency, release_type, release_month) -> published releases, per database file, kept
 # until the file changes: every home page's facets and total come from it, so a page
-# costs one scan of the covering index per commit instead of four per request.
-_CUBES: dict[str, tuple[Signature, list[tuple[Any, Any, Any, int]]]] = {}
+# costs one scan of the covering index per commit instead of four per request. The
+# facets computed from it are kept too, per filter combination (a bounded number).
+_CUBES: dict[str, tuple[Signature, Cube, dict[tuple[str, ...], tuple[int, list[Facet]]]]] = {}
+_FACET_MEMO_SIZE = 512
 
 
-async def release_cube(db: Database) -> list[tuple[Any, Any, Any, int]]:
+async def release_facets(db: Database, filters: dict[str, str]) -> tuple[int, list[Facet]]:
+    """(total, facets) of published releases under `filters`."""
+    cube, memo = await _release_cube(db)
+    key = tuple(filters.get(name, "") for name in RELEASE_FILTERS)
+    if key not in memo:
+        if len(memo) >= _FACET_MEMO_SIZE:
+            memo.clear()
+        memo[key] = _cube_facets(cube, filters)
+    return memo[key]
+
+
+async def _release_cube(
+    db: Database,
+) -> tuple[Cube, dict[tuple[str, ...], tuple[int, list[Facet]]]]:
     signature = Signature.of(str(db.path))
     cached = _CUBES.get(str(db.path))
     if cached is not None and cached[0] == signature:
-        return cached[1]
+        return cached[1], cached[2]
     # Grouped month first so SQLite reads the covering (status, release_date, agency,
     # release_type) index instead of the (agency, release_type) one and every row.
     found = await db.execute(
@@ -118,13 +134,12 @@ async def release_cube(db: Database) -> list[tuple[Any, Any, Any, int]]:
         " group by release_month, agency, release_type"
     )
     cube = [(row[0], row[1], row[2], int(row[3])) for row in found.rows]
-    _CUBES[str(db.path)] = (signature, cube)
-    return cube
+    memo: dict[tuple[str, ...], tuple[int, list[Facet]]] = {}
+    _CUBES[str(db.path)] = (signature, cube, memo)
+    return cube, memo
 
 
-def _cube_facets(
-    cube: list[tuple[Any, Any, Any, int]], filters: dict[str, str]
-) -> tuple[int, list[Facet]]:
+def _cube_facets(cube: Cube, filters: dict[str, str]) -> tuple[int, list[Facet]]:
     keys = list(RELEASE_FILTERS)  # agency, type, month: the cube's column order
     labels = {"agency": "Agency", "type": "Type", "month": "Month"}
     total = 0
@@ -158,7 +173,7 @@ async def latest_releases(db: Database, filters: dict[str, str], page: int) -> L
         f" order by release_date desc, id desc limit {PAGE_SIZE} offset ?",
         [*params, (page - 1) * PAGE_SIZE],
     )
-    total, facets = _cube_facets(await release_cube(db), filters)
+    total, facets = await release_facets(db, filters)
     return Listing([dict(row) for row in found.rows], total, facets)
 
 
