@@ -33,3 +33,8 @@ class ImapError(GovfeedError):
 
 class ImapAuthError(ImapError):
     """The IMAP server rejected the credentials."""
+
+
+class ImapLimitError(ImapError):
+    """The IMAP server refused a connection for a limit (too many connections), not for the
+    credentials: retried within a minute, with one connection less."""

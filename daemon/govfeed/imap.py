@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import imaplib
+import re
+import socket
 import ssl
 import threading
 import time
@@ -21,12 +23,17 @@ from typing import Any
 import structlog
 from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, LoginError, ProtocolError
+from imapclient.imap_utf7 import decode as decode_utf7
+from imapclient.response_parser import parse_response
 
 from govfeed.config import MailboxSettings, Secret, read_secret
-from govfeed.errors import ConfigError, ImapAuthError, ImapError
+from govfeed.errors import ConfigError, ImapAuthError, ImapError, ImapLimitError
 from govfeed.models import RawMessage
 
 log = structlog.get_logger(__name__)
+
+# imaplib refuses commands it does not know; NOTIFY (RFC 5465) is valid once logged in.
+imaplib.Commands.setdefault("NOTIFY", ("AUTH", "SELECTED"))
 
 # RFC 2177: servers may drop an IDLE after 30 minutes; one wait never goes past 29.
 IDLE_MAX_SECONDS = 29 * 60
@@ -37,6 +44,21 @@ _NEW_MAIL = (b"EXISTS", b"RECENT")
 _FAILURES = (imaplib.IMAP4.error, OSError, EOFError)
 # Those of them after which the connection is unusable (rather than a NO or BAD answer).
 _BROKEN = (imaplib.IMAP4.abort, ProtocolError, OSError, EOFError)
+# A refusal for a limit rather than for the credentials: RFC 5530's UNAVAILABLE and LIMIT,
+# and the wording of servers that say it in words (Dovecot's "Maximum number of connections
+# from user+IP exceeded", Gmail's "Too many simultaneous connections").
+_LIMIT_WORDING = re.compile(
+    r"\[(UNAVAILABLE|LIMIT)\]|too many (simultaneous |concurrent )?connections"
+    r"|maximum number of connections|connection limit",
+    re.IGNORECASE,
+)
+# TCP keepalive on every IMAP socket: a NAT box or firewall that forgot a quiet flow (AWS
+# NAT: 350 s) drops its packets without a word; unanswered probes end the socket instead
+# after about KEEPIDLE + KEEPCNT * KEEPINTVL = 2 minutes.
+TCP_KEEPIDLE_SECONDS = 60
+TCP_KEEPINTVL_SECONDS = 15
+TCP_KEEPCNT = 4
+FolderNumbers = tuple[int, int, int]  # (UIDVALIDITY, UIDNEXT, MESSAGES) of a folder
 
 
 class ImapSession:
@@ -93,6 +115,7 @@ class ImapSession:
                 timeout=m.timeout,
             )
         client.normalise_times = False  # INTERNALDATE with its offset, made UTC below
+        _set_keepalive(client.socket())
         try:
             if m.security == "starttls":
                 with self._errors("STARTTLS"):
@@ -119,7 +142,9 @@ class ImapSession:
             text = _text(err).replace(value, "********")
             # imapclient turns every failure during login into LoginError, a dropped
             # connection included; and RFC 5530 UNAVAILABLE is no verdict on the password.
-            if isinstance(err.__context__, imaplib.IMAP4.abort) or "[UNAVAILABLE]" in text:
+            if is_connection_limit(text):
+                raise ImapLimitError(f"{self._where}: connection limit: {text}") from None
+            if isinstance(err.__context__, imaplib.IMAP4.abort):
                 raise ImapError(f"{self._where}: login failed: {text}") from None
             raise ImapAuthError(
                 f"{self._where}: login as {self.mailbox.username} rejected: {text}"
@@ -315,6 +340,113 @@ class ImapSession:
                 else:
                     self._imap.expunge()
 
+    # -- many folders on few connections (NOTIFY, LIST-STATUS, STATUS) ------------------
+
+    def has(self, capability: str) -> bool:
+        """Whether the server announced `capability` (IDLE, NOTIFY, LIST-STATUS...)."""
+        return self._has(capability)
+
+    def folder_numbers(self, folders: Sequence[str]) -> dict[str, FolderNumbers]:
+        """(UIDVALIDITY, UIDNEXT, MESSAGES) of each folder, without selecting any: one
+        LIST-STATUS command (RFC 5819) where the server has it, else STATUS per folder.
+        A folder the server does not list is left out."""
+        if not folders:
+            return {}
+        if self._has("LIST-STATUS"):
+            return self._list_status(folders)
+        found = {}
+        for folder in folders:
+            try:
+                with self._errors(f"{folder}: STATUS"):
+                    items = self._imap.folder_status(folder, ["UIDVALIDITY", "UIDNEXT", "MESSAGES"])
+                found[folder] = _numbers(items)
+            except ImapError:
+                if not self.connected:
+                    raise
+                # A folder the server refuses (deleted, say) is left out: its sync says why.
+        return found
+
+    def _list_status(self, folders: Sequence[str]) -> dict[str, FolderNumbers]:
+        client = self._imap
+        patterns = b"(" + b" ".join(client._normalise_folder(f) for f in folders) + b")"
+        status = b"(STATUS (UIDVALIDITY UIDNEXT MESSAGES))"
+        with self._errors("LIST-STATUS"):
+            imap = client._imap
+            imap.untagged_responses.pop("STATUS", None)
+            typ, data = imap._simple_command("LIST", b'""', patterns, b"RETURN", status)
+            imap.untagged_responses.pop("LIST", None)
+            raw = imap.untagged_responses.pop("STATUS", [])
+            if typ != "OK":
+                raise ImapError(f"{self._where}: LIST-STATUS: {_text(ImapError(*data))}")
+            parsed = parse_response([line for line in raw if line is not None])
+        wanted = set(folders)
+        found = {}
+        for name, items in zip(parsed[::2], parsed[1::2], strict=False):
+            folder = self._folder_name(name)
+            if folder in wanted and isinstance(items, tuple):
+                found[folder] = _numbers(dict(zip(items[::2], items[1::2], strict=False)))
+        return found
+
+    def notify_set(self, folders: Sequence[str]) -> None:
+        """NOTIFY SET (RFC 5465): the server reports new and expunged messages of
+        `folders` (with a STATUS response) while this connection waits in `notify_wait`."""
+        client = self._imap
+        names = b" ".join(client._normalise_folder(f) for f in folders)
+        events = b"(mailboxes (" + names + b") (MessageNew MessageExpunge))"
+        with self._errors("NOTIFY SET"):
+            typ, data = client._imap._simple_command("NOTIFY", b"SET", events)
+            if typ != "OK":
+                raise ImapError(f"{self._where}: NOTIFY SET: {_text(ImapError(*data))}")
+
+    def notify_wait(self, timeout: float, stop: threading.Event | None = None) -> set[str]:
+        """Wait in IDLE (after `notify_set`) until a watched folder changes or `timeout`
+        seconds pass; the folders the server reported as changed (empty on a timeout).
+        Ends within a second of `stop`. The IDLE is ended with DONE, whose reply has the
+        connection's timeout: a connection that went silent fails here."""
+        deadline = time.monotonic() + min(timeout, IDLE_MAX_SECONDS)
+        client = self._imap
+        changed: set[str] = set()
+        try:
+            with self._errors("NOTIFY IDLE"):
+                client.idle()
+                quiet_wakeups = 0
+                while not changed and (remaining := deadline - time.monotonic()) > 0:
+                    if stop is not None and stop.is_set():
+                        break
+                    wait = min(remaining, IDLE_STOP_CHECK_SECONDS)
+                    started = time.monotonic()
+                    responses = client.idle_check(timeout=wait)
+                    changed |= self._changed_folders(responses)
+                    # idle_check swallows EOF (see `_idle_until`): three empty, early
+                    # returns in a row mean the server is gone.
+                    early = not responses and time.monotonic() - started < wait - 0.01
+                    quiet_wakeups = quiet_wakeups + 1 if early else 0
+                    if quiet_wakeups >= 3:
+                        raise ImapError(f"{self._where}: the connection closed during IDLE")
+                _message, responses = client.idle_done()
+                changed |= self._changed_folders(responses)
+        except ImapError:
+            self._drop()  # never leave a connection half in IDLE
+            raise
+        return changed
+
+    def _changed_folders(self, responses: Iterable[tuple[Any, ...]]) -> set[str]:
+        changed = set()
+        for response in responses:
+            if response and response[0] == b"BYE":
+                raise ImapError(f"{self._where}: the server ended the session during IDLE")
+            if len(response) >= 2 and response[0] == b"STATUS":
+                changed.add(self._folder_name(response[1]))
+        return changed
+
+    def _folder_name(self, name: Any) -> str:
+        """A folder name as the server sent it (parsed: bytes, or int when all digits)."""
+        if isinstance(name, int):
+            return str(name)
+        if isinstance(name, bytes):
+            return decode_utf7(name) if self._imap.folder_encode else name.decode()
+        return str(name)
+
     # -- helpers -------------------------------------------------------------------------
 
     @property
@@ -356,7 +488,10 @@ class ImapSession:
         except _FAILURES as err:
             if isinstance(err, _BROKEN):
                 self._drop()
-            raise ImapError(f"{self._where}: {action}: {_describe(err)}") from err
+            text = _describe(err)
+            if action == "connect" and is_connection_limit(text):  # a greeting of BYE
+                raise ImapLimitError(f"{self._where}: connection limit: {text}") from err
+            raise ImapError(f"{self._where}: {action}: {text}") from err
 
 
 def _describe(err: BaseException) -> str:
@@ -372,6 +507,32 @@ def _text(err: BaseException) -> str:
     if text.startswith(("b'", 'b"')):  # imapclient passes the server's bytes through str()
         text = text[2:-1]
     return text
+
+
+def is_connection_limit(text: str) -> bool:
+    """Whether a server's refusal speaks of a connection limit rather than credentials."""
+    return _LIMIT_WORDING.search(text) is not None
+
+
+def _numbers(items: dict[Any, Any]) -> FolderNumbers:
+    values = {(k.decode() if isinstance(k, bytes) else str(k)).upper(): v for k, v in items.items()}
+    try:
+        return int(values["UIDVALIDITY"]), int(values["UIDNEXT"]), int(values["MESSAGES"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ImapError(f"STATUS gave no usable numbers: {items!r}") from err
+
+
+def _set_keepalive(sock: socket.socket) -> None:
+    """TCP keepalive with short timers (where the platform has them; Linux does)."""
+    with suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for option, value in (
+            ("TCP_KEEPIDLE", TCP_KEEPIDLE_SECONDS),
+            ("TCP_KEEPINTVL", TCP_KEEPINTVL_SECONDS),
+            ("TCP_KEEPCNT", TCP_KEEPCNT),
+        ):
+            if hasattr(socket, option):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 def _has_new_mail(responses: Iterable[tuple[Any, ...]]) -> bool:
