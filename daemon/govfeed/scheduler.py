@@ -125,7 +125,7 @@ class IdleWatcher:
 
     def _run(self) -> None:
         with structlog.contextvars.bound_contextvars(mailbox=self.mailbox.name, folder=self.folder):
-            session = ImapSession(self.mailbox)
+            session = ImapSession(self.mailbox, stop=self.stop)
             try:
                 self._watch(session)
             finally:

@@ -3,14 +3,19 @@
 Per folder: compare UIDVALIDITY with the stored cursor (a change re-scans from UID 0; the
 pipeline's SHA-256 and Message-ID rules keep that free of duplicates), list the new UIDs,
 fetch them in bounded batches and store each batch in one transaction that also moves the
-cursor. A thread fetches the next batch while this one stores the last, so the transport
-adds little to the pipeline's time. Post-actions (`seen`, `move:`) run only after the
+cursor. A server that breaks the rules the cursor relies on (UIDNEXT going back, a UID
+above UIDNEXT, more messages at or below the cursor than the last full read saw) gets the
+same safe re-scan, logged as `imap_rule_violation`, instead of mail silently skipped. A
+message over `max_message_bytes` is stored as `failed` ("too large") from its headers and
+the cursor passes it. A thread fetches the next batch while this one stores the last, so
+the transport adds little to the pipeline's time. Post-actions (`seen`, `move:`) run only after the
 commit. A folder that fails is recorded in `mailbox_state` and the others are still polled.
 """
 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import itertools
 import queue
 import sqlite3
@@ -26,7 +31,13 @@ import structlog
 from govfeed import pipeline
 from govfeed.analysis import Analysis, Analyzer
 from govfeed.config import AuthenticationSettings, MailboxSettings, Settings
-from govfeed.errors import ConfigError, GovfeedError, ImapAuthError, ImapError, StoreError
+from govfeed.errors import (
+    ConfigError,
+    GovfeedError,
+    ImapAuthError,
+    ImapError,
+    StoreError,
+)
 from govfeed.imap import ImapSession
 from govfeed.models import RawMessage
 from govfeed.store import Store
@@ -51,7 +62,7 @@ class FolderResult:
     uidnext: int | None = None
     last_uid: int = 0  # the stored cursor after this poll
     fetched: int = 0
-    rescanned: bool = False  # UIDVALIDITY was new or changed: read from UID 0
+    rescanned: bool = False  # UIDVALIDITY new or changed, or a rule violation: from UID 0
     error: str | None = None
 
 
@@ -103,7 +114,7 @@ def poll_mailbox(
     started = time.monotonic()
     poll = _Poll(
         store,
-        ImapSession(mailbox),
+        ImapSession(mailbox, stop=stop),
         PollResult(mailbox.name),
         settings.authentication_for(mailbox.name),
         stop,
@@ -151,6 +162,10 @@ def _poll_folder(poll: _Poll, folder: str) -> FolderResult:
             else:
                 _sync_folder(poll, outcome)
         except (ImapError, ConfigError) as err:
+            if poll.stopping:  # the stop request cut the connection: no failure of the folder
+                poll.result.stopped = True
+                log.info("folder_stopped", reason=str(err))
+                return outcome
             outcome.error = _error_text(err)
             log.error("folder_failed", error=str(err))
         if outcome.error is not None:
@@ -173,29 +188,62 @@ def _sync_folder(poll: _Poll, outcome: FolderResult) -> None:
     session, store = poll.session, poll.store
     name, folder = session.mailbox.name, outcome.folder
     uidvalidity, uidnext = session.folder_status(folder)
+    exists = session.message_count(folder)
     known_validity, last_uid, since_until = store.load_cursor(name, folder)
     outcome.uidvalidity, outcome.uidnext = uidvalidity, uidnext
+    top = uidnext - 1  # every UID up to here existed at the EXAMINE
     if known_validity != uidvalidity:
         if known_validity is not None:
             log.warning("uidvalidity_changed", old=known_validity, new=uidvalidity)
         # `since` limits the mail there is now, also when this scan is interrupted.
-        since_until = uidnext - 1 if session.mailbox.since is not None else None
+        since_until = top if session.mailbox.since is not None else None
         store.start_scan(name, folder, uidvalidity, since_until)
         outcome.rescanned, last_uid = True, 0
+    elif top < last_uid:
+        _rescan(poll, outcome, "uidnext_backwards", f"UIDNEXT {uidnext} <= UID {last_uid}")
+        last_uid = 0
+    above = session.uid_above(folder, top)
+    if above is not None:
+        detail = f"UID {above} exists, UIDNEXT {uidnext}"
+        if not outcome.rescanned:
+            _rescan(poll, outcome, "uid_above_uidnext", detail)
+            last_uid = 0
+        else:
+            log.warning("imap_rule_violation", rule="uid_above_uidnext", detail=detail)
+        top = above
     since: date | None = None
     if since_until is not None and last_uid < since_until:
         since = session.mailbox.since
     # UIDNEXT says whether anything is new: an empty poll needs no SEARCH.
-    nothing_new = uidnext - 1 <= last_uid
-    uids = [] if nothing_new else session.new_uids(folder, last_uid, since, since_until)
+    uids = [] if top <= last_uid else session.new_uids(folder, last_uid, since, since_until, top)
+    if not outcome.rescanned and since is None:
+        seen = store.load_exists(name, folder)
+        if seen is not None and exists - len(uids) > seen:
+            detail = f"{exists - len(uids) - seen} more message(s) at or below UID {last_uid}"
+            _rescan(poll, outcome, "uid_below_cursor", detail)
+            last_uid = 0
+            uids = session.new_uids(folder, 0, None, None, top)
     if uids and _fetch_and_store(poll, outcome, uids):
         poll.result.stopped = True
         return
-    # Every UID below UIDNEXT existed when the SEARCH ran, so all of them were read (or
-    # skipped on purpose by `since`): the cursor can move to UIDNEXT - 1. Saving it also
-    # stamps last_poll_at/last_success_at, so an empty poll counts as a success.
-    outcome.last_uid = max(outcome.last_uid, last_uid, uidnext - 1)
-    store.save_cursor(name, folder, uidvalidity, outcome.last_uid)
+    # Every UID up to `top` existed when the SEARCH ran, so all of them were read (or
+    # skipped on purpose by `since`): the cursor can move to `top`. Saving it also stamps
+    # last_poll_at/last_success_at, so an empty poll counts as a success.
+    outcome.last_uid = max(outcome.last_uid, last_uid, top)
+    with store.transaction():
+        store.save_cursor(name, folder, uidvalidity, outcome.last_uid)
+        store.save_exists(name, folder, exists)
+
+
+def _rescan(poll: _Poll, outcome: FolderResult, rule: str, detail: str) -> None:
+    """Read the folder again from its first UID: the server broke a rule the cursor
+    relies on. De-duplication makes the second read of a stored message a no-op."""
+    assert outcome.uidvalidity is not None
+    log.warning("imap_rule_violation", rule=rule, detail=detail, action="rescan")
+    name = poll.session.mailbox.name
+    _known, _last, since_until = poll.store.load_cursor(name, outcome.folder)
+    poll.store.start_scan(name, outcome.folder, outcome.uidvalidity, since_until)
+    outcome.rescanned = True
 
 
 Analyzed = tuple[RawMessage, Analysis | None]  # a message and what the analyzer made of it
@@ -220,7 +268,7 @@ def _fetch_and_store(poll: _Poll, outcome: FolderResult, uids: Sequence[int]) ->
     try:
         for item in itertools.chain(stream, [None]):  # None: flush what is left at the end
             if item is not None:
-                group.append(item)
+                group.append(_mark_too_large(item, prefetch.too_large, poll.session.mailbox))
             while prefetch.batches and len(group) >= prefetch.batches[0][1]:
                 last_uid, count = prefetch.batches.popleft()
                 if poll.stopping and any(a and a.error for _, a in group[:count]):
@@ -242,6 +290,20 @@ def _fetch_and_store(poll: _Poll, outcome: FolderResult, uids: Sequence[int]) ->
     if prefetch.failure is not None:
         raise prefetch.failure
     return False
+
+
+def _mark_too_large(
+    item: Analyzed, too_large: dict[int, int], mailbox: MailboxSettings
+) -> Analyzed:
+    """A message fetched by its header only (over max_message_bytes) is stored failed,
+    with the header's fields (subject, sender) so that it shows in status and Datasette."""
+    raw, analysis = item
+    size = too_large.get(raw.uid) if raw.uid is not None else None
+    if size is None or analysis is None:
+        return item
+    error = f"too large: {size} bytes > limit {mailbox.max_message_bytes}"
+    log.warning("message_too_large", uid=raw.uid, size=size, limit=mailbox.max_message_bytes)
+    return raw, dataclasses.replace(analysis, result=None, error=error)
 
 
 def _save_analyzed(
@@ -278,6 +340,7 @@ class _Prefetcher:
         self._quit = threading.Event()
         self._last_command = time.monotonic()
         self.batches: deque[tuple[int, int]] = deque()
+        self.too_large: dict[int, int] = {}  # UIDs fetched by their header only: size
         self.failure: ImapError | None = None
         context = contextvars.copy_context()  # the thread logs with mailbox and folder bound
         self._thread = threading.Thread(
@@ -333,9 +396,13 @@ class _Prefetcher:
                 self._post_actions()
                 if self._quit.is_set():
                     return
-                [batch] = self._session.fetch_batches(self._folder, chunk, len(chunk))
-                self._last_command = time.monotonic()
-                self._hand_over((chunk[-1], batch))
+                # One chunk may come in several batches: bytes in flight are bounded too.
+                for batch in self._session.fetch_batches(self._folder, chunk, len(chunk)):
+                    self._last_command = time.monotonic()
+                    self.too_large.update(batch.too_large)  # before the hand-over: seen after
+                    self._hand_over((batch.last_uid, batch))
+                    if self._quit.is_set():
+                        return
         except Exception as err:  # noqa: BLE001 - handed to the caller's thread, raised there
             last = err
         self._hand_over(last)
