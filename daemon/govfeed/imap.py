@@ -211,18 +211,30 @@ class ImapSession:
         upto: int | None = None,
     ) -> list[int]:
         """UIDs above `after_uid` up to `upto` (default: below UIDNEXT, from a fresh EXAMINE),
-        ascending. With `since`, only mail received on or after it, among the UIDs up to
-        `since_until` when that is given (all of them when not).
-
-        Searched in windows of SEARCH_WINDOW UIDs, so no answer nears imaplib's line
-        limit whatever the folder's size. Raises ImapRuleViolation when the server answers
-        with a UID outside the window it was asked about."""
+        ascending: `iter_new_uids` in one list."""
         top = self.folder_status(folder)[1] - 1 if upto is None else upto
+        windows = self.iter_new_uids(folder, after_uid, since, since_until, top)
+        return [uid for window in windows for uid in window]
+
+    def iter_new_uids(
+        self,
+        folder: str,
+        after_uid: int,
+        since: date | None,
+        since_until: int | None,
+        top: int,
+    ) -> Iterator[list[int]]:
+        """UIDs above `after_uid` up to `top`, ascending, a window of at most SEARCH_WINDOW
+        UIDs at a time (searched as it is asked for): no answer nears imaplib's line limit
+        and memory does not grow with the folder. With `since`, only mail received on or
+        after it, among the UIDs up to `since_until` when that is given (all when not).
+        Raises ImapRuleViolation when the server answers with a UID outside the window it
+        was asked about."""
         if since is None or since_until is None:
-            return self._search_windows(folder, after_uid, top, since)
-        older = self._search_windows(folder, after_uid, min(since_until, top), since)
-        newer = self._search_windows(folder, max(after_uid, since_until), top, None)
-        return sorted(set(older) | set(newer))
+            yield from self._search_windows(folder, after_uid, top, since)
+            return
+        yield from self._search_windows(folder, after_uid, min(since_until, top), since)
+        yield from self._search_windows(folder, max(after_uid, since_until), top, None)
 
     def uid_above(self, folder: str, top: int) -> int | None:
         """The highest UID above `top` (UIDNEXT - 1 of an EXAMINE) that is still above
@@ -237,8 +249,7 @@ class ImapSession:
 
     def _search_windows(
         self, folder: str, after_uid: int, top: int, since: date | None
-    ) -> list[int]:
-        found: list[int] = []
+    ) -> Iterator[list[int]]:
         low = after_uid + 1
         while low <= top:
             high = min(low + SEARCH_WINDOW - 1, top)
@@ -251,11 +262,11 @@ class ImapSession:
                     f" {strays[0]}, outside what was asked",
                     "uid_outside_search",
                 )
-            found += window
+            if window:
+                yield window
             low = high + 1
             if not window and low <= top and self._has("ESEARCH"):
                 low = self._next_uid(folder, low, top)  # skip an empty stretch at once
-        return found
 
     def _search(self, folder: str, criteria: list[Any]) -> list[int]:
         with self._errors(f"{folder}: UID SEARCH"):

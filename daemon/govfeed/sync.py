@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -214,18 +214,22 @@ def _sync_folder(poll: _Poll, outcome: FolderResult) -> None:
     since: date | None = None
     if since_until is not None and last_uid < since_until:
         since = session.mailbox.since
+    seen = None if outcome.rescanned or since is not None else store.load_exists(name, folder)
     # UIDNEXT says whether anything is new: an empty poll needs no SEARCH.
-    uids = [] if top <= last_uid else session.new_uids(folder, last_uid, since, since_until, top)
-    if not outcome.rescanned and since is None:
-        seen = store.load_exists(name, folder)
-        if seen is not None and exists - len(uids) > seen:
-            detail = f"{exists - len(uids) - seen} more message(s) at or below UID {last_uid}"
-            _rescan(poll, outcome, "uid_below_cursor", detail)
-            last_uid = 0
-            uids = session.new_uids(folder, 0, None, None, top)
-    if uids and _fetch_and_store(poll, outcome, uids):
-        poll.result.stopped = True
-        return
+    found = 0
+    if top > last_uid:
+        windows = session.iter_new_uids(folder, last_uid, since, since_until, top)
+        stopped, found = _fetch_and_store(poll, outcome, windows, min(top - last_uid, exists))
+        if stopped:
+            poll.result.stopped = True
+            return
+    if seen is not None and exists - found > seen:
+        detail = f"{exists - found - seen} more message(s) at or below UID {last_uid}"
+        _rescan(poll, outcome, "uid_below_cursor", detail)
+        windows = session.iter_new_uids(folder, 0, None, None, top)
+        if _fetch_and_store(poll, outcome, windows, exists)[0]:
+            poll.result.stopped = True
+            return
     # Every UID up to `top` existed when the SEARCH ran, so all of them were read (or
     # skipped on purpose by `since`): the cursor can move to `top`. Saving it also stamps
     # last_poll_at/last_success_at, so an empty poll counts as a success.
@@ -249,8 +253,11 @@ def _rescan(poll: _Poll, outcome: FolderResult, rule: str, detail: str) -> None:
 Analyzed = tuple[RawMessage, Analysis | None]  # a message and what the analyzer made of it
 
 
-def _fetch_and_store(poll: _Poll, outcome: FolderResult, uids: Sequence[int]) -> bool:
-    """Store `uids` batch by batch, moving `outcome.last_uid`; True when stopped early.
+def _fetch_and_store(
+    poll: _Poll, outcome: FolderResult, windows: Iterator[list[int]], expected: int
+) -> tuple[bool, int]:
+    """Store the UIDs of `windows` (about `expected` of them) batch by batch, moving
+    `outcome.last_uid`; (True when stopped early, how many UIDs the windows held).
 
     The fetched messages flow through the analyzer as one stream, as a file import's do
     (no pause at batch ends); its output is cut back into the fetched batches, each written
@@ -259,9 +266,9 @@ def _fetch_and_store(poll: _Poll, outcome: FolderResult, uids: Sequence[int]) ->
     """
     assert outcome.uidvalidity is not None
     name = poll.session.mailbox.name
-    prefetch = _Prefetcher(poll.session, outcome.folder, uids)
+    prefetch = _Prefetcher(poll.session, outcome.folder, windows)
     # A worker pool for a big backlog only: it starts in ~0.3 s.
-    workers = None if len(uids) >= POOL_MIN_MESSAGES else 0
+    workers = None if expected >= POOL_MIN_MESSAGES else 0
     analyzer = Analyzer(workers, poll.policy)
     stream = analyzer.stream(prefetch.messages(), skip=lambda r: pipeline.known(poll.store, r))
     group: list[Analyzed] = []
@@ -276,20 +283,20 @@ def _fetch_and_store(poll: _Poll, outcome: FolderResult, uids: Sequence[int]) ->
                     # default KillMode) also kills the analyzer's workers: their messages
                     # come back failed. Leave the batch to the next poll instead.
                     log.info("batch_left_for_next_poll", last_uid=last_uid)
-                    return True
+                    return True, prefetch.found
                 cursor = pipeline.Cursor(name, outcome.folder, outcome.uidvalidity, last_uid)
                 _save_analyzed(poll.store, group[:count], poll.result.summary, cursor)
                 prefetch.committed([raw.uid for raw, _ in group[:count] if raw.uid is not None])
                 outcome.last_uid, outcome.fetched = last_uid, outcome.fetched + count
                 del group[:count]
                 if poll.stopping:
-                    return True
+                    return True, prefetch.found
     finally:
         prefetch.close()
         analyzer.close()
     if prefetch.failure is not None:
         raise prefetch.failure
-    return False
+    return False, prefetch.found
 
 
 def _mark_too_large(
@@ -329,11 +336,11 @@ class _Prefetcher:
     messages); a fetch error is raised in the caller's thread after the batches before it.
     """
 
-    def __init__(self, session: ImapSession, folder: str, uids: Sequence[int]) -> None:
+    def __init__(self, session: ImapSession, folder: str, windows: Iterator[list[int]]) -> None:
         self._session = session
         self._folder = folder
-        size = session.mailbox.batch_size
-        self._chunks = [list(uids[i : i + size]) for i in range(0, len(uids), size)]
+        self._windows = windows  # searched in this thread, one window at a time
+        self.found = 0  # UIDs the windows held (final once the stream has ended)
         # One batch waits in the queue while the caller stores another: bounded memory.
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=1)
         self._done: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
@@ -392,7 +399,7 @@ class _Prefetcher:
     def _run(self) -> None:
         last: _Item = None
         try:
-            for chunk in self._chunks:
+            for chunk in self._chunks():
                 self._post_actions()
                 if self._quit.is_set():
                     return
@@ -406,6 +413,13 @@ class _Prefetcher:
         except Exception as err:  # noqa: BLE001 - handed to the caller's thread, raised there
             last = err
         self._hand_over(last)
+
+    def _chunks(self) -> Iterator[list[int]]:
+        size = self._session.mailbox.batch_size
+        for window in self._windows:
+            self.found += len(window)
+            for start in range(0, len(window), size):
+                yield window[start : start + size]
 
     def _hand_over(self, item: _Item) -> None:
         while not self._quit.is_set():
