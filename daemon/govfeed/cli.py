@@ -19,6 +19,7 @@ import click
 from govfeed import __version__, daemon, pipeline, status, sync
 from govfeed.config import MailboxSettings, Settings, load_settings
 from govfeed.errors import ConfigError, GovfeedError
+from govfeed.formats import printable
 from govfeed.logs import LEVELS, configure_logging
 from govfeed.sources import open_sources
 from govfeed.store import Store
@@ -259,9 +260,9 @@ def poll(obj: Context) -> None:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
     except GovfeedError as err:
-        raise click.ClickException(str(err)) from err
+        raise click.ClickException(printable(str(err))) from err
     for result in results:
-        click.echo(result.line())
+        click.echo(printable(result.line()))
     sys.exit(0 if all(result.ok for result in results) else 1)
 
 
@@ -305,9 +306,9 @@ def _check_mailbox(mailbox: MailboxSettings) -> bool:
     try:
         found = sync.check_mailbox(mailbox)
     except GovfeedError as err:
-        click.echo(f"          error: {err}")
+        click.echo(printable(f"          error: {err}"))
         return False
-    click.echo(f"          logged in; {len(found)} folders: {', '.join(found)}")
+    click.echo(printable(f"          logged in; {len(found)} folders: {', '.join(found)}"))
     missing = [folder for folder in mailbox.folders if folder not in found]
     if missing:
         click.echo(f"          error: no such folder on the server: {', '.join(missing)}")

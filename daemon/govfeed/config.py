@@ -117,6 +117,9 @@ class MailboxSettings(_Model):
     poll_interval: int = Field(default=300, ge=10)
     batch_size: int = Field(default=200, ge=1, le=5000)
     timeout: float = Field(default=60, gt=0, le=3600)
+    # A bigger message is recorded as failed ("too large"), its headers kept, never read
+    # whole; also the most any one server answer may carry. 1 KiB .. 1 GiB.
+    max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, le=1 << 30)
     post_action: str = "none"
     since: date | None = None
     idle: bool = True

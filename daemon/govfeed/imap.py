@@ -3,6 +3,12 @@
 Fetches raw bytes and IMAP facts (UIDs, UIDVALIDITY, INTERNALDATE) and nothing else: no
 parsing, no database. Every imapclient, socket and TLS failure leaves this module as
 `ImapError` (or `ImapAuthError` for rejected credentials), and no message carries a secret.
+
+Nothing here trusts the server (see `govfeed.imapio` for the wire): every command has a
+deadline and a byte budget, UIDs are searched in windows so no answer depends on a line
+limit, messages are fetched in batches bounded in count and bytes, sizes are asked first
+so an oversized message is never downloaded, and numbers are checked before use. An
+answer that makes no sense is an `ImapError` naming it, never a traceback.
 """
 
 from __future__ import annotations
@@ -24,10 +30,17 @@ import structlog
 from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, LoginError, ProtocolError
 from imapclient.imap_utf7 import decode as decode_utf7
-from imapclient.response_parser import parse_response
+from imapclient.response_parser import parse_fetch_response, parse_response
 
 from govfeed.config import MailboxSettings, Secret, read_secret
-from govfeed.errors import ConfigError, ImapAuthError, ImapError, ImapLimitError
+from govfeed.errors import (
+    ConfigError,
+    ImapAuthError,
+    ImapError,
+    ImapLimitError,
+    ImapRuleViolation,
+)
+from govfeed.imapio import BoundedClient, Cutoff
 from govfeed.models import RawMessage
 
 log = structlog.get_logger(__name__)
@@ -59,6 +72,14 @@ TCP_KEEPIDLE_SECONDS = 60
 TCP_KEEPINTVL_SECONDS = 15
 TCP_KEEPCNT = 4
 FolderNumbers = tuple[int, int, int]  # (UIDVALIDITY, UIDNEXT, MESSAGES) of a folder
+# What imapclient's and imaplib's parsers raise on an answer that makes no sense (a
+# UIDVALIDITY of "abc", a truncated FETCH): the server's fault, so an ImapError.
+_GARBAGE = (ValueError, IndexError, KeyError, TypeError, AttributeError)
+SEARCH_WINDOW = 50_000  # UIDs per UID SEARCH: the answer stays far below 1 MB
+FETCH_BYTES_PER_SECOND = 128 * 1024  # a FETCH's deadline grows by a second per 128 KiB
+HEADER_BYTES = 64 * 1024  # what is kept of an oversized message: its first 64 KiB of header
+_COMMAND_BYTES = 4 << 20  # what any other command's answer may carry, all lines together
+_MAX_UID = 2**32 - 1  # RFC 3501: UIDs and UIDVALIDITY are non-zero 32-bit numbers
 
 
 class ImapSession:
@@ -68,10 +89,17 @@ class ImapSession:
     timeout of the mailbox settings applies to every command, the connection included.
     """
 
-    def __init__(self, mailbox: MailboxSettings, secret: Secret | None = None) -> None:
+    def __init__(
+        self,
+        mailbox: MailboxSettings,
+        secret: Secret | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.mailbox = mailbox
         self._secret = secret  # None: read_secret() at each connect
-        self._client: IMAPClient | None = None
+        # Set (SIGTERM): every network call gives up within about a second.
+        self.stop = stop or threading.Event()
+        self._client: BoundedClient | None = None
         self._selected: tuple[str, bool] | None = None  # (folder, readonly)
         self._last_select: dict[bytes, Any] = {}
         self._log = log.bind(mailbox=mailbox.name)
@@ -107,18 +135,18 @@ class ImapSession:
         except (OSError, ssl.SSLError) as err:
             raise ConfigError(f"mailbox {m.name}: ca_file: cannot load {m.ca_file}: {err}") from err
         with self._errors("connect"):
-            client = IMAPClient(
+            client = BoundedClient(
                 m.host,
                 m.port,
-                ssl=m.security == "imaps",
-                ssl_context=context if m.security == "imaps" else None,
+                tls=context if m.security == "imaps" else None,
                 timeout=m.timeout,
+                stop=self.stop,
             )
         client.normalise_times = False  # INTERNALDATE with its offset, made UTC below
         _set_keepalive(client.socket())
         try:
             if m.security == "starttls":
-                with self._errors("STARTTLS"):
+                with self._errors("STARTTLS", client):
                     try:
                         client.starttls(context)
                     except CapabilityError as err:
@@ -131,8 +159,9 @@ class ImapSession:
         self._selected = None
         self._log.debug("imap_connected", host=m.host, port=m.port, security=m.security)
 
-    def _login(self, client: IMAPClient, secret: Secret) -> None:
+    def _login(self, client: BoundedClient, secret: Secret) -> None:
         value = secret.reveal()
+        self._arm(client, "LOGIN")
         try:
             if secret.kind == "oauth2":
                 client.oauth2_login(self.mailbox.username, value)
@@ -149,7 +178,7 @@ class ImapSession:
             raise ImapAuthError(
                 f"{self._where}: login as {self.mailbox.username} rejected: {text}"
             ) from None
-        except _FAILURES as err:
+        except (*_FAILURES, *_GARBAGE) as err:
             raise ImapError(f"{self._where}: login failed: {_describe(err)}") from None
 
     def close(self) -> None:
@@ -158,8 +187,9 @@ class ImapSession:
         if client is None:
             return
         try:
+            self._arm(client, "LOGOUT", min(self.mailbox.timeout, 5.0))
             client.logout()
-        except _FAILURES:
+        except (*_FAILURES, *_GARBAGE):
             _shutdown(client)
 
     def _drop(self) -> None:
@@ -192,12 +222,14 @@ class ImapSession:
     # -- reading -------------------------------------------------------------------------
 
     def folder_status(self, folder: str) -> tuple[int, int]:
-        """(UIDVALIDITY, UIDNEXT) of `folder`, from a fresh EXAMINE."""
+        """(UIDVALIDITY, UIDNEXT) of `folder`, from a fresh EXAMINE, both checked."""
         response = self._select(folder, readonly=True, fresh=True)
-        try:
-            return int(response[b"UIDVALIDITY"]), int(response[b"UIDNEXT"])
-        except KeyError as err:
-            raise ImapError(f"{self._where}: {folder}: EXAMINE gave no {err.args[0]!r}") from None
+        return self._uidvalidity(folder, response), self._uid_number(folder, response, b"UIDNEXT")
+
+    def message_count(self, folder: str) -> int:
+        """EXISTS of `folder` as its last EXAMINE said."""
+        response = self._select(folder, readonly=True)
+        return _number(response.get(b"EXISTS"), f"{self._where}: {folder}: EXISTS", 0)
 
     def new_uids(
         self,
@@ -205,58 +237,176 @@ class ImapSession:
         after_uid: int,
         since: date | None = None,
         since_until: int | None = None,
+        upto: int | None = None,
     ) -> list[int]:
-        """UIDs above `after_uid`, ascending. With `since`, only mail received on or after
-        it, among the UIDs up to `since_until` when that is given (all of them when not)."""
-        self._select(folder, readonly=True)
-        if since is None:
-            return self._search(folder, after_uid, ["UID", f"{after_uid + 1}:*"])
-        if since_until is None:
-            return self._search(folder, after_uid, ["UID", f"{after_uid + 1}:*", "SINCE", since])
-        # "a:b" is the same set as "b:a" (RFC 3501 9): only ask when the range is upward.
-        limited = ["UID", f"{after_uid + 1}:{since_until}", "SINCE", since]
-        older = self._search(folder, after_uid, limited) if after_uid < since_until else []
-        newer = self._search(folder, max(after_uid, since_until), ["UID", f"{since_until + 1}:*"])
-        return sorted(set(older) | set(newer))
+        """UIDs above `after_uid` up to `upto` (default: below UIDNEXT, from a fresh EXAMINE),
+        ascending: `iter_new_uids` in one list."""
+        top = self.folder_status(folder)[1] - 1 if upto is None else upto
+        windows = self.iter_new_uids(folder, after_uid, since, since_until, top)
+        return [uid for window in windows for uid in window]
 
-    def _search(self, folder: str, after_uid: int, criteria: list[Any]) -> list[int]:
+    def iter_new_uids(
+        self,
+        folder: str,
+        after_uid: int,
+        since: date | None,
+        since_until: int | None,
+        top: int,
+    ) -> Iterator[list[int]]:
+        """UIDs above `after_uid` up to `top`, ascending, a window of at most SEARCH_WINDOW
+        UIDs at a time (searched as it is asked for): no answer nears imaplib's line limit
+        and memory does not grow with the folder. With `since`, only mail received on or
+        after it, among the UIDs up to `since_until` when that is given (all when not).
+        Raises ImapRuleViolation when the server answers with a UID outside the window it
+        was asked about."""
+        if since is None or since_until is None:
+            yield from self._search_windows(folder, after_uid, top, since)
+            return
+        yield from self._search_windows(folder, after_uid, min(since_until, top), since)
+        yield from self._search_windows(folder, max(after_uid, since_until), top, None)
+
+    def uid_above(self, folder: str, top: int) -> int | None:
+        """The highest UID above `top` (UIDNEXT - 1 of an EXAMINE) that is still above
+        UIDNEXT after a fresh EXAMINE: the server broke the rule that UIDNEXT is above every
+        UID. None when there is none (mail that came meanwhile is no violation)."""
+        # "n:*" also matches the highest UID when it is below n (RFC 3501 6.4.8).
+        above = [uid for uid in self._search(folder, ["UID", f"{top + 1}:*"]) if uid > top]
+        if not above:
+            return None
+        _uidvalidity, uidnext = self.folder_status(folder)
+        return above[-1] if above[-1] >= uidnext else None
+
+    def _search_windows(
+        self, folder: str, after_uid: int, top: int, since: date | None
+    ) -> Iterator[list[int]]:
+        low = after_uid + 1
+        while low <= top:
+            high = min(low + SEARCH_WINDOW - 1, top)
+            criteria: list[Any] = ["UID", f"{low}:{high}"]
+            window = self._search(folder, criteria + (["SINCE", since] if since else []))
+            strays = [uid for uid in window if not low <= uid <= high]
+            if strays:
+                raise ImapRuleViolation(
+                    f"{self._where}: {folder}: UID SEARCH {low}:{high} answered UID"
+                    f" {strays[0]}, outside what was asked",
+                    "uid_outside_search",
+                )
+            if window:
+                yield window
+            low = high + 1
+            if not window and low <= top and self._has("ESEARCH"):
+                low = self._next_uid(folder, low, top)  # skip an empty stretch at once
+
+    def _search(self, folder: str, criteria: list[Any]) -> list[int]:
         with self._errors(f"{folder}: UID SEARCH"):
             found = self._imap.search(criteria)
-        # "n:*" always matches the highest UID, even when it is below n (RFC 3501 6.4.8).
-        return sorted(uid for uid in (int(u) for u in found) if uid > after_uid)
+        return sorted({_number(uid, f"{self._where}: {folder}: a UID") for uid in found})
 
-    def fetch_batches(
-        self, folder: str, uids: Sequence[int], batch_size: int
-    ) -> Iterator[list[RawMessage]]:
-        """The messages `uids` in batches of at most `batch_size`, fetched with BODY.PEEK[]
-        (which leaves \\Seen alone). A UID expunged meanwhile is skipped."""
-        response = self._select(folder, readonly=True)
-        uidvalidity = int(response[b"UIDVALIDITY"])
-        source = f"imap:{self.mailbox.name}/{folder}"
+    def _next_uid(self, folder: str, low: int, top: int) -> int:
+        """The lowest UID in low:top by ESEARCH (RFC 4731), or top + 1 when there is none."""
+        with self._errors(f"{folder}: UID SEARCH RETURN (MIN)"):
+            imap = self._imap._imap
+            typ, data = imap._simple_command("UID", "SEARCH", "RETURN", "(MIN)", f"{low}:{top}")
+            _typ, lines = imap._untagged_response(typ, data, "ESEARCH")
+        for line in lines:
+            match = re.search(rb"\bMIN (\d+)", line if isinstance(line, bytes) else b"")
+            if match:
+                return max(low, min(_number(match[1], f"{self._where}: {folder}: MIN"), top + 1))
+        return top + 1
+
+    def fetch_batches(self, folder: str, uids: Sequence[int], batch_size: int) -> Iterator[Batch]:
+        """The messages `uids` in batches of at most `batch_size` messages and at most
+        max_message_bytes (or one message), fetched with BODY.PEEK[] (which leaves \\Seen
+        alone). Sizes come first (RFC822.SIZE): a message over max_message_bytes is only
+        fetched as its first HEADER_BYTES of header, listed in the batch's `too_large`.
+        A UID expunged meanwhile is skipped."""
+        uidvalidity = self._uidvalidity(folder, self._select(folder, readonly=True))
         size = max(batch_size, 1)
         for start in range(0, len(uids), size):
             chunk = list(uids[start : start + size])
-            with self._errors(f"{folder}: UID FETCH"):
-                fetched = self._imap.fetch(chunk, [b"BODY.PEEK[]", b"INTERNALDATE"])
-            batch = []
+            sizes = self._sizes(folder, chunk)
             for uid in chunk:
-                item = fetched.get(uid)
-                data = None if item is None else item.get(b"BODY[]")
-                if data is None:
+                if uid not in sizes:
                     self._log.warning("imap_message_vanished", folder=folder, uid=uid)
-                    continue
-                batch.append(
-                    RawMessage(
-                        data=bytes(data),
-                        source=source,
-                        mailbox=self.mailbox.name,
-                        folder=folder,
-                        uid=uid,
-                        uidvalidity=uidvalidity,
-                        received_at=_utc(item.get(b"INTERNALDATE")),
-                    )
+            groups = list(
+                _groups([u for u in chunk if u in sizes], sizes, self.mailbox.max_message_bytes)
+            )
+            for n, (group, too_large) in enumerate(groups, start=1):
+                batch = Batch(self._fetch(folder, uidvalidity, group, sizes, too_large))
+                batch.too_large = {uid: sizes[uid] for uid in group if too_large}
+                batch.last_uid = chunk[-1] if n == len(groups) else group[-1]
+                yield batch
+            if not groups:
+                yield Batch(last_uid=chunk[-1])  # all gone: the cursor still moves
+
+    def _sizes(self, folder: str, uids: list[int]) -> dict[int, int]:
+        with self._errors(f"{folder}: UID FETCH RFC822.SIZE"):
+            fetched = self._imap.fetch(uids, [b"RFC822.SIZE"])
+        sizes = {}
+        for uid in uids:
+            value = fetched.get(uid, {}).get(b"RFC822.SIZE")
+            if value is not None:
+                sizes[uid] = _number(value, f"{self._where}: {folder}: RFC822.SIZE", 0)
+        return sizes
+
+    def _fetch(
+        self,
+        folder: str,
+        uidvalidity: int,
+        uids: list[int],
+        sizes: dict[int, int],
+        too_large: bool,
+    ) -> list[RawMessage]:
+        part = "BODY[HEADER]<0>" if too_large else "BODY[]"
+        items = [f"BODY.PEEK[HEADER]<0.{HEADER_BYTES}>" if too_large else "BODY.PEEK[]"]
+        expected = len(uids) * HEADER_BYTES if too_large else sum(sizes[u] for u in uids)
+        action = f"{folder}: UID FETCH"
+        with self._errors(action, budget=expected):
+            responses = self._uid_fetch(folder, uids, [*items, "INTERNALDATE"])
+        source = f"imap:{self.mailbox.name}/{folder}"
+        batch = []
+        for uid in uids:
+            item = responses.get(uid)
+            data = None if item is None else item.get(part.encode())
+            if item is None or not isinstance(data, bytes):
+                self._log.warning("imap_message_vanished", folder=folder, uid=uid)
+                continue
+            batch.append(
+                RawMessage(
+                    data=data,
+                    source=source,
+                    mailbox=self.mailbox.name,
+                    folder=folder,
+                    uid=uid,
+                    uidvalidity=uidvalidity,
+                    received_at=_utc(item.get(b"INTERNALDATE")),
                 )
-            yield batch
+            )
+        return batch
+
+    def _uid_fetch(self, folder: str, uids: list[int], items: list[str]) -> dict[int, Any]:
+        """UID FETCH, each FETCH response parsed on its own: a UID whose message comes twice
+        is an error (imapclient would merge the two silently)."""
+        imap = self._imap._imap
+        wanted = ",".join(str(uid) for uid in uids)
+        typ, data = imap._simple_command("UID", "FETCH", wanted, f"({' '.join(items)})")
+        if typ != "OK":
+            text = b" ".join(d for d in data if isinstance(d, bytes))
+            raise imaplib.IMAP4.error(f"failed: {text.decode('utf-8', 'replace')}")
+        _typ, data = imap._untagged_response(typ, data, "FETCH")
+        merged: dict[int, dict[bytes, Any]] = {}
+        for response in _split_fetch(data):
+            for uid, values in parse_fetch_response(response, False, True).items():
+                seen = merged.setdefault(_number(uid, f"{self._where}: {folder}: a UID"), {})
+                if any(k.startswith(b"BODY[") for k in values) and any(
+                    k.startswith(b"BODY[") for k in seen
+                ):
+                    raise ImapError(
+                        f"{self._where}: {folder}: UID FETCH sent UID {uid} twice;"
+                        " the answer cannot be trusted"
+                    )
+                seen.update(values)
+        return merged
 
     def idle_wait(
         self,
@@ -283,6 +433,7 @@ class ImapSession:
             with self._errors(f"{folder}: IDLE"):
                 client.idle()
                 new_mail = self._idle_until(client, deadline, stop)
+            with self._errors(f"{folder}: IDLE DONE"):
                 _message, responses = client.idle_done()
         except ImapError:
             self._drop()  # whatever broke, never leave a connection half in IDLE
@@ -290,7 +441,7 @@ class ImapSession:
         return new_mail or _has_new_mail(responses)
 
     def _idle_until(
-        self, client: IMAPClient, deadline: float, stop: threading.Event | None
+        self, client: BoundedClient, deadline: float, stop: threading.Event | None
     ) -> bool:
         quiet_wakeups = 0
         while (remaining := deadline - time.monotonic()) > 0:
@@ -298,6 +449,7 @@ class ImapSession:
                 return False
             wait = min(remaining, IDLE_STOP_CHECK_SECONDS)
             started = time.monotonic()
+            self._arm(client, "IDLE")  # a fresh byte budget for what this check reads
             responses = client.idle_check(timeout=wait)
             if _has_new_mail(responses):
                 return True
@@ -415,6 +567,7 @@ class ImapSession:
                         break
                     wait = min(remaining, IDLE_STOP_CHECK_SECONDS)
                     started = time.monotonic()
+                    self._arm(client, "NOTIFY IDLE")  # a fresh byte budget for this check
                     responses = client.idle_check(timeout=wait)
                     changed |= self._changed_folders(responses)
                     # idle_check swallows EOF (see `_idle_until`): three empty, early
@@ -423,6 +576,7 @@ class ImapSession:
                     quiet_wakeups = quiet_wakeups + 1 if early else 0
                     if quiet_wakeups >= 3:
                         raise ImapError(f"{self._where}: the connection closed during IDLE")
+            with self._errors("NOTIFY IDLE DONE"):
                 _message, responses = client.idle_done()
                 changed |= self._changed_folders(responses)
         except ImapError:
@@ -478,23 +632,123 @@ class ImapSession:
         self._last_select = response
         return response
 
+    def _uidvalidity(self, folder: str, response: dict[bytes, Any]) -> int:
+        return self._uid_number(folder, response, b"UIDVALIDITY")
+
+    def _uid_number(self, folder: str, response: dict[bytes, Any], key: bytes) -> int:
+        if key not in response:
+            raise ImapError(f"{self._where}: {folder}: EXAMINE gave no {key.decode()}")
+        top = _MAX_UID + 1 if key == b"UIDNEXT" else _MAX_UID
+        return _number(response[key], f"{self._where}: {folder}: {key.decode()}", 1, top)
+
+    def _arm(
+        self,
+        client: BoundedClient,
+        action: str,
+        seconds: float | None = None,
+        budget: int = 0,
+    ) -> None:
+        """The limits of the next command: `seconds` (default: the mailbox's timeout, plus
+        time for the `budget` bytes of messages it may carry) and its bytes."""
+        limit = self.mailbox.max_message_bytes
+        if seconds is None:
+            seconds = self.mailbox.timeout + budget / FETCH_BYTES_PER_SECOND
+        client.reader.arm(
+            action,
+            seconds,
+            max_bytes=_COMMAND_BYTES + budget + budget // 8,
+            max_literal=limit if budget else 1 << 20,
+        )
+
     @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        """Turn imapclient/socket/TLS failures into ImapError naming the server and action."""
+    def _errors(
+        self, action: str, client: BoundedClient | None = None, *, budget: int = 0
+    ) -> Iterator[None]:
+        """Arm the deadline and budget of the command(s) inside, and turn imapclient,
+        socket and TLS failures and unreadable answers into ImapError naming the server
+        and action."""
         try:
+            client = client or self._client
+            if client is not None:
+                self._arm(client, action, budget=budget)
             yield
         except ImapError:
             raise
-        except _FAILURES as err:
+        except _FAILURES as err:  # first: an SSL error is a ValueError too
             if isinstance(err, _BROKEN):
                 self._drop()
             text = _describe(err)
             if action == "connect" and is_connection_limit(text):  # a greeting of BYE
                 raise ImapLimitError(f"{self._where}: connection limit: {text}") from err
             raise ImapError(f"{self._where}: {action}: {text}") from err
+        except _GARBAGE as err:
+            self._drop()
+            raise ImapError(
+                f"{self._where}: {action}: unreadable answer from the server"
+                f" ({type(err).__name__}: {err})"
+            ) from err
+
+
+class Batch(list[RawMessage]):
+    """Fetched messages; `last_uid` ends the range of UIDs they cover (the cursor may move
+    there once they are stored), `too_large` maps the UIDs fetched only by their header
+    (over max_message_bytes) to their size."""
+
+    def __init__(self, messages: Iterable[RawMessage] = (), last_uid: int = 0) -> None:
+        super().__init__(messages)
+        self.last_uid = last_uid
+        self.too_large: dict[int, int] = {}
+
+
+def _groups(uids: list[int], sizes: dict[int, int], limit: int) -> Iterator[tuple[list[int], bool]]:
+    """`uids` cut into runs of at most `limit` bytes in all, in order; an oversized
+    message comes alone, as ([uid], True)."""
+    group: list[int] = []
+    total = 0
+    for uid in uids:
+        size = sizes[uid]
+        if group and (size > limit or total + size > limit):
+            yield group, False
+            group, total = [], 0
+        if size > limit:
+            yield [uid], True
+        else:
+            group.append(uid)
+            total += size
+    if group:
+        yield group, False
+
+
+_FETCH_START = re.compile(rb"^\d+ \(")
+
+
+def _split_fetch(data: list[Any]) -> Iterator[list[Any]]:
+    """imaplib's FETCH data cut into one list per response: a response begins with
+    "N (", a piece that follows a literal with " " or ")"."""
+    response: list[Any] = []
+    for piece in data:
+        head = piece[0] if isinstance(piece, tuple) else piece
+        if isinstance(head, bytes) and _FETCH_START.match(head) and response:
+            yield response
+            response = []
+        response.append(piece)
+    if response:
+        yield response
+
+
+def _number(value: Any, what: str, low: int = 1, high: int = _MAX_UID) -> int:
+    """`value` as an int in low..high, or an ImapError quoting it (escaped)."""
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+    if isinstance(value, int) or text.isdigit():
+        number = int(text)
+        if low <= number <= high:
+            return number
+    raise ImapError(f"{what}: the server sent {text[:40]!r}, not a number in {low}..{high}")
 
 
 def _describe(err: BaseException) -> str:
+    if isinstance(err, Cutoff):
+        return _text(err)
     if isinstance(err, TimeoutError):
         return "timed out"
     if isinstance(err, ssl.SSLCertVerificationError):

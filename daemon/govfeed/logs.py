@@ -13,6 +13,8 @@ import sys
 
 import structlog
 
+from govfeed.formats import printable
+
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -54,6 +56,7 @@ def configure_logging(
             structlog.processors.dict_tracebacks
             if json
             else structlog.processors.StackInfoRenderer(),
+            *([] if json else [_printable]),  # JSON escapes control characters itself
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -63,3 +66,10 @@ def configure_logging(
     # mail-parser logs every charset oddity, with header contents, through the stdlib at
     # WARNING/ERROR; we record defects on the message instead.
     logging.getLogger("mailparser").setLevel(logging.CRITICAL)
+
+
+def _printable(
+    logger: object, method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Server text (folder names, error messages) reaches a terminal escaped."""
+    return {k: printable(v) if isinstance(v, str) else v for k, v in event.items()}

@@ -70,7 +70,7 @@ class Runner:
         self.pending = threading.Event()  # work was asked for since the last run began
         self.failures = 0
         self.budget = ConnectionBudget(mailbox.max_connections)
-        self.session = ImapSession(mailbox)
+        self.session = ImapSession(mailbox, stop=host.stop)
         self._lock = threading.Lock()  # the sets below, filled by watcher threads
         self._to_sync: set[str] = set()
         self._to_check: set[str] = set()
@@ -173,7 +173,7 @@ class Runner:
         mailbox, now = self.mailbox, time.monotonic()
         if self.session.mailbox != mailbox:
             self.session.close()
-            self.session = ImapSession(mailbox)
+            self.session = ImapSession(mailbox, stop=self.host.stop)
         full = now >= self._next_full
         with self._lock:
             to_sync, self._to_sync = self._to_sync, set()

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from govfeed.formats import iso
+from govfeed.formats import iso, printable
 from govfeed.schema import SCHEMA_VERSION
 
 HEALTHY, DEGRADED, UNUSABLE = 0, 1, 2
@@ -233,7 +233,8 @@ def render_text(report: Report) -> str:
     lines.append("")
     lines.append("status    " + ("healthy" if not report.problems else "DEGRADED"))
     lines.extend(f"  - {problem}" for problem in report.problems)
-    return "\n".join(lines)
+    # Folder names and errors come from servers: escape sequences are shown, not obeyed.
+    return "\n".join(printable(line) for line in lines)
 
 
 def _folder_cells(f: FolderStatus, now: datetime) -> tuple[str, ...]:

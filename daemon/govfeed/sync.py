@@ -3,14 +3,19 @@
 Per folder: compare UIDVALIDITY with the stored cursor (a change re-scans from UID 0; the
 pipeline's SHA-256 and Message-ID rules keep that free of duplicates), list the new UIDs,
 fetch them in bounded batches and store each batch in one transaction that also moves the
-cursor. A thread fetches the next batch while this one stores the last, so the transport
-adds little to the pipeline's time. Post-actions (`seen`, `move:`) run only after the
+cursor. A server that breaks the rules the cursor relies on (UIDNEXT going back, a UID
+above UIDNEXT, more messages at or below the cursor than the last full read saw) gets the
+same safe re-scan, logged as `imap_rule_violation`, instead of mail silently skipped. A
+message over `max_message_bytes` is stored as `failed` ("too large") from its headers and
+the cursor passes it. A thread fetches the next batch while this one stores the last, so
+the transport adds little to the pipeline's time. Post-actions (`seen`, `move:`) run only after the
 commit. A folder that fails is recorded in `mailbox_state` and the others are still polled.
 """
 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import itertools
 import queue
 import sqlite3
@@ -58,7 +63,7 @@ class FolderResult:
     uidnext: int | None = None
     last_uid: int = 0  # the stored cursor after this poll
     fetched: int = 0
-    rescanned: bool = False  # UIDVALIDITY was new or changed: read from UID 0
+    rescanned: bool = False  # UIDVALIDITY new or changed, or a rule violation: from UID 0
     error: str | None = None
 
 
@@ -119,7 +124,7 @@ def poll_mailbox(
     started = time.monotonic()
     poll = _Poll(
         store,
-        session or ImapSession(mailbox),
+        session or ImapSession(mailbox, stop=stop),
         PollResult(mailbox.name),
         settings.authentication_for(mailbox.name),
         stop,
@@ -168,6 +173,10 @@ def _poll_folder(poll: _Poll, folder: str) -> FolderResult:
             else:
                 _sync_folder(poll, outcome)
         except (ImapError, ConfigError) as err:
+            if poll.stopping:  # the stop request cut the connection: no failure of the folder
+                poll.result.stopped = True
+                log.info("folder_stopped", reason=str(err))
+                return outcome
             outcome.error = _error_text(err)
             log.error("folder_failed", error=str(err))
         if outcome.error is not None:
@@ -206,36 +215,76 @@ def _sync_folder(poll: _Poll, outcome: FolderResult) -> None:
     session, store = poll.session, poll.store
     name, folder = session.mailbox.name, outcome.folder
     uidvalidity, uidnext = session.folder_status(folder)
+    exists = session.message_count(folder)
     known_validity, last_uid, since_until = store.load_cursor(name, folder)
     outcome.uidvalidity, outcome.uidnext = uidvalidity, uidnext
+    top = uidnext - 1  # every UID up to here existed at the EXAMINE
     if known_validity != uidvalidity:
         if known_validity is not None:
             log.warning("uidvalidity_changed", old=known_validity, new=uidvalidity)
         # `since` limits the mail there is now, also when this scan is interrupted.
-        since_until = uidnext - 1 if session.mailbox.since is not None else None
+        since_until = top if session.mailbox.since is not None else None
         store.start_scan(name, folder, uidvalidity, since_until)
         outcome.rescanned, last_uid = True, 0
+    elif top < last_uid:
+        _rescan(poll, outcome, "uidnext_backwards", f"UIDNEXT {uidnext} <= UID {last_uid}")
+        last_uid = 0
+    above = session.uid_above(folder, top)
+    if above is not None:
+        detail = f"UID {above} exists, UIDNEXT {uidnext}"
+        if not outcome.rescanned:
+            _rescan(poll, outcome, "uid_above_uidnext", detail)
+            last_uid = 0
+        else:
+            log.warning("imap_rule_violation", rule="uid_above_uidnext", detail=detail)
+        top = above
     since: date | None = None
     if since_until is not None and last_uid < since_until:
         since = session.mailbox.since
+    seen = None if outcome.rescanned or since is not None else store.load_exists(name, folder)
     # UIDNEXT says whether anything is new: an empty poll needs no SEARCH.
-    nothing_new = uidnext - 1 <= last_uid
-    uids = [] if nothing_new else session.new_uids(folder, last_uid, since, since_until)
-    if uids and _fetch_and_store(poll, outcome, uids):
-        poll.result.stopped = True
-        return
-    # Every UID below UIDNEXT existed when the SEARCH ran, so all of them were read (or
-    # skipped on purpose by `since`): the cursor can move to UIDNEXT - 1. Saving it also
-    # stamps last_poll_at/last_success_at, so an empty poll counts as a success.
-    outcome.last_uid = max(outcome.last_uid, last_uid, uidnext - 1)
-    store.save_cursor(name, folder, uidvalidity, outcome.last_uid)
+    found = 0
+    if top > last_uid:
+        windows = session.iter_new_uids(folder, last_uid, since, since_until, top)
+        stopped, found = _fetch_and_store(poll, outcome, windows, min(top - last_uid, exists))
+        if stopped:
+            poll.result.stopped = True
+            return
+    if seen is not None and exists - found > seen:
+        detail = f"{exists - found - seen} more message(s) at or below UID {last_uid}"
+        _rescan(poll, outcome, "uid_below_cursor", detail)
+        windows = session.iter_new_uids(folder, 0, None, None, top)
+        if _fetch_and_store(poll, outcome, windows, exists)[0]:
+            poll.result.stopped = True
+            return
+    # Every UID up to `top` existed when the SEARCH ran, so all of them were read (or
+    # skipped on purpose by `since`): the cursor can move to `top`. Saving it also stamps
+    # last_poll_at/last_success_at, so an empty poll counts as a success.
+    outcome.last_uid = max(outcome.last_uid, last_uid, top)
+    with store.transaction():
+        store.save_cursor(name, folder, uidvalidity, outcome.last_uid)
+        store.save_exists(name, folder, exists)
+
+
+def _rescan(poll: _Poll, outcome: FolderResult, rule: str, detail: str) -> None:
+    """Read the folder again from its first UID: the server broke a rule the cursor
+    relies on. De-duplication makes the second read of a stored message a no-op."""
+    assert outcome.uidvalidity is not None
+    log.warning("imap_rule_violation", rule=rule, detail=detail, action="rescan")
+    name = poll.session.mailbox.name
+    _known, _last, since_until = poll.store.load_cursor(name, outcome.folder)
+    poll.store.start_scan(name, outcome.folder, outcome.uidvalidity, since_until)
+    outcome.rescanned = True
 
 
 Analyzed = tuple[RawMessage, Analysis | None]  # a message and what the analyzer made of it
 
 
-def _fetch_and_store(poll: _Poll, outcome: FolderResult, uids: Sequence[int]) -> bool:
-    """Store `uids` batch by batch, moving `outcome.last_uid`; True when stopped early.
+def _fetch_and_store(
+    poll: _Poll, outcome: FolderResult, windows: Iterator[list[int]], expected: int
+) -> tuple[bool, int]:
+    """Store the UIDs of `windows` (about `expected` of them) batch by batch, moving
+    `outcome.last_uid`; (True when stopped early, how many UIDs the windows held).
 
     The fetched messages flow through the analyzer as one stream, as a file import's do
     (no pause at batch ends); its output is cut back into the fetched batches, each written
@@ -244,16 +293,16 @@ def _fetch_and_store(poll: _Poll, outcome: FolderResult, uids: Sequence[int]) ->
     """
     assert outcome.uidvalidity is not None
     name = poll.session.mailbox.name
-    prefetch = _Prefetcher(poll.session, outcome.folder, uids)
+    prefetch = _Prefetcher(poll.session, outcome.folder, windows)
     # A worker pool for a big backlog only: it starts in ~0.3 s.
-    workers = None if len(uids) >= POOL_MIN_MESSAGES else 0
+    workers = None if expected >= POOL_MIN_MESSAGES else 0
     analyzer = Analyzer(workers, poll.policy)
     stream = analyzer.stream(prefetch.messages(), skip=lambda r: pipeline.known(poll.store, r))
     group: list[Analyzed] = []
     try:
         for item in itertools.chain(stream, [None]):  # None: flush what is left at the end
             if item is not None:
-                group.append(item)
+                group.append(_mark_too_large(item, prefetch.too_large, poll.session.mailbox))
             while prefetch.batches and len(group) >= prefetch.batches[0][1]:
                 last_uid, count = prefetch.batches.popleft()
                 if poll.stopping and any(a and a.error for _, a in group[:count]):
@@ -261,20 +310,34 @@ def _fetch_and_store(poll: _Poll, outcome: FolderResult, uids: Sequence[int]) ->
                     # default KillMode) also kills the analyzer's workers: their messages
                     # come back failed. Leave the batch to the next poll instead.
                     log.info("batch_left_for_next_poll", last_uid=last_uid)
-                    return True
+                    return True, prefetch.found
                 cursor = pipeline.Cursor(name, outcome.folder, outcome.uidvalidity, last_uid)
                 _save_analyzed(poll.store, group[:count], poll.result.summary, cursor)
                 prefetch.committed([raw.uid for raw, _ in group[:count] if raw.uid is not None])
                 outcome.last_uid, outcome.fetched = last_uid, outcome.fetched + count
                 del group[:count]
                 if poll.stopping:
-                    return True
+                    return True, prefetch.found
     finally:
         prefetch.close()
         analyzer.close()
     if prefetch.failure is not None:
         raise prefetch.failure
-    return False
+    return False, prefetch.found
+
+
+def _mark_too_large(
+    item: Analyzed, too_large: dict[int, int], mailbox: MailboxSettings
+) -> Analyzed:
+    """A message fetched by its header only (over max_message_bytes) is stored failed,
+    with the header's fields (subject, sender) so that it shows in status and Datasette."""
+    raw, analysis = item
+    size = too_large.get(raw.uid) if raw.uid is not None else None
+    if size is None or analysis is None:
+        return item
+    error = f"too large: {size} bytes > limit {mailbox.max_message_bytes}"
+    log.warning("message_too_large", uid=raw.uid, size=size, limit=mailbox.max_message_bytes)
+    return raw, dataclasses.replace(analysis, result=None, error=error)
 
 
 def _save_analyzed(
@@ -300,17 +363,18 @@ class _Prefetcher:
     messages); a fetch error is raised in the caller's thread after the batches before it.
     """
 
-    def __init__(self, session: ImapSession, folder: str, uids: Sequence[int]) -> None:
+    def __init__(self, session: ImapSession, folder: str, windows: Iterator[list[int]]) -> None:
         self._session = session
         self._folder = folder
-        size = session.mailbox.batch_size
-        self._chunks = [list(uids[i : i + size]) for i in range(0, len(uids), size)]
+        self._windows = windows  # searched in this thread, one window at a time
+        self.found = 0  # UIDs the windows held (final once the stream has ended)
         # One batch waits in the queue while the caller stores another: bounded memory.
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=1)
         self._done: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
         self._quit = threading.Event()
         self._last_command = time.monotonic()
         self.batches: deque[tuple[int, int]] = deque()
+        self.too_large: dict[int, int] = {}  # UIDs fetched by their header only: size
         self.failure: ImapError | None = None
         context = contextvars.copy_context()  # the thread logs with mailbox and folder bound
         self._thread = threading.Thread(
@@ -362,16 +426,27 @@ class _Prefetcher:
     def _run(self) -> None:
         last: _Item = None
         try:
-            for chunk in self._chunks:
+            for chunk in self._chunks():
                 self._post_actions()
                 if self._quit.is_set():
                     return
-                [batch] = self._session.fetch_batches(self._folder, chunk, len(chunk))
-                self._last_command = time.monotonic()
-                self._hand_over((chunk[-1], batch))
+                # One chunk may come in several batches: bytes in flight are bounded too.
+                for batch in self._session.fetch_batches(self._folder, chunk, len(chunk)):
+                    self._last_command = time.monotonic()
+                    self.too_large.update(batch.too_large)  # before the hand-over: seen after
+                    self._hand_over((batch.last_uid, batch))
+                    if self._quit.is_set():
+                        return
         except Exception as err:  # noqa: BLE001 - handed to the caller's thread, raised there
             last = err
         self._hand_over(last)
+
+    def _chunks(self) -> Iterator[list[int]]:
+        size = self._session.mailbox.batch_size
+        for window in self._windows:
+            self.found += len(window)
+            for start in range(0, len(window), size):
+                yield window[start : start + size]
 
     def _hand_over(self, item: _Item) -> None:
         while not self._quit.is_set():

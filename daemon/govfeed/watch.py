@@ -82,7 +82,7 @@ class Watcher:
         folder = self.folders[0] if len(self.folders) == 1 else None
         context = {"mailbox": self.mailbox.name, "watch": self.mode, "slot": self.slot}
         with structlog.contextvars.bound_contextvars(**context, folder=folder):
-            session = ImapSession(self.mailbox)
+            session = ImapSession(self.mailbox, stop=self.stop)
             try:
                 self._loop(session)
             finally:
