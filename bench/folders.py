@@ -168,8 +168,7 @@ def one_run(
         server.start()
         account = server.account()
         folders = folder_names(count)
-        for folder in folders[1:]:
-            account.create_folder(folder)
+        account.create_folders(folders[1:])
         with tempfile.TemporaryDirectory(prefix="govfeed-folders-") as work:
             others = [account.client() for _ in range(other_logins)]  # the user's own client
             daemon = Daemon(server, account, folders, Path(work))

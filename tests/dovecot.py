@@ -23,6 +23,7 @@ API (for tests that talk IMAP)::
                                   back byte for byte (IMAP turns bare LF into CRLF)
     dovecot.append_many(messages, folder="INBOX", user=None)  many messages fast (IMAP APPEND)
     dovecot.create_folder(name, user=None) / delete_folder(name, user=None)
+    dovecot.create_folders(names, user=None)   many at once
                                   deleting and re-creating a folder gives a new UIDVALIDITY
     dovecot.mailbox_config(security="none", user=None, **overrides) -> dict
                                   the keys of one `[[mailboxes]]` entry for this server
@@ -323,6 +324,10 @@ class Dovecot:
     def create_folder(self, name: str, user: str | None = None) -> None:
         self._doveadm("mailbox", "create", "-u", user or self.user, name)
 
+    def create_folders(self, names: Iterable[str], user: str | None = None) -> None:
+        """Many folders with one `doveadm` (one takes about 0.1 s)."""
+        self._doveadm("mailbox", "create", "-u", user or self.user, *names)
+
     def delete_folder(self, name: str, user: str | None = None) -> None:
         """Delete a folder and its messages."""
         self._doveadm("mailbox", "delete", "-u", user or self.user, name)
@@ -436,6 +441,9 @@ class Account:
 
     def create_folder(self, name: str) -> None:
         self.server.create_folder(name, self.user)
+
+    def create_folders(self, names: Iterable[str]) -> None:
+        self.server.create_folders(names, self.user)
 
     def connections(self) -> int:
         return self.server.connections(self.user)

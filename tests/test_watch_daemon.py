@@ -76,8 +76,7 @@ class ConnectionCounter:
 
 def account_with_folders(server: Dovecot) -> Account:
     account = server.account()
-    for folder in FOLDERS[1:]:
-        account.create_folder(folder)
+    account.create_folders(FOLDERS[1:])
     return account
 
 
