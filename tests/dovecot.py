@@ -46,7 +46,7 @@ NAT box that forgot them). `proxy.close()` when done.
 limit per user and address (1000 by default here; Dovecot's own default is 10) and what it
 announces after login (`imap_capability`: leave NOTIFY or LIST-STATUS out and govfeed takes
 its other paths); `dovecot.connections(user)` counts a user's connections at the server
-(`doveadm who`).
+(`doveadm who`) and `dovecot.kick(user)` drops them all.
 
 Works as root (CI) and as an ordinary user. `close()` kills every process this server
 started (its process group) and removes the directory; should the test process itself be
@@ -323,6 +323,10 @@ class Dovecot:
 
     def create_folder(self, name: str, user: str | None = None) -> None:
         self._doveadm("mailbox", "create", "-u", user or self.user, name)
+
+    def kick(self, user: str | None = None) -> None:
+        """Drop every connection of `user` (`doveadm kick`), as a server restart would."""
+        self._doveadm("kick", user or self.user)
 
     def create_folders(self, names: Iterable[str], user: str | None = None) -> None:
         """Many folders with one `doveadm` (one takes about 0.1 s)."""

@@ -84,18 +84,18 @@ def start(
     daemons: Callable[[Path], RunningDaemon], tmp_path: Path, account: Account, **settings: Any
 ) -> tuple[RunningDaemon, Path]:
     db = tmp_path / "g.db"
-    entry = account.mailbox_config(
-        name="dod", folders=FOLDERS, poll_interval=3600, sweep_interval=2, **settings
-    )
+    settings = {"folders": FOLDERS, **settings}
+    entry = account.mailbox_config(name="dod", poll_interval=3600, sweep_interval=2, **settings)
     config = write_config(tmp_path / "g.toml", db, entry)
     daemon = daemons(config)
-    wait_until(lambda: all_polled(db), 20, "the first poll of every folder")
+    count = len(settings["folders"])
+    wait_until(lambda: all_polled(db, count), 20, "the first poll of every folder")
     return daemon, config
 
 
-def all_polled(db: Path) -> bool:
+def all_polled(db: Path, count: int) -> bool:
     found = rows(db, "select count(*) from mailbox_state where last_success_at is not null")
-    return bool(found) and found[0][0] == len(FOLDERS)
+    return bool(found) and found[0][0] == count
 
 
 def watch_modes(config: Path) -> dict[str, dict[str, Any]]:
@@ -176,3 +176,28 @@ def test_another_client_holding_most_connections_costs_watchers_not_mail(
     finally:
         for client in others:
             client.logout()
+
+
+def logins(server: Dovecot, user: str) -> int:
+    return server.log_text().count(f"Login: user=<{user}>")
+
+
+def test_the_poll_connection_stays_open_between_polls_and_comes_back_when_dropped(
+    own_dovecot: Callable[..., Dovecot],
+    tmp_path: Path,
+    daemons: Callable[[Path], RunningDaemon],
+) -> None:
+    server = own_dovecot(max_userip_connections=4)
+    account = server.account()
+    daemon, _config = start(daemons, tmp_path, account, folders=["INBOX"])
+    daemon.wait_for("notify_watching")
+    db = tmp_path / "g.db"
+    for n in range(1, 4):  # three syncs, each woken by NOTIFY
+        account.deliver(release(n))
+        wait_until(lambda n=n: stored_uids(db) == list(range(1, n + 1)), 10, f"message {n}")
+    assert logins(server, account.user) == 2  # the poll connection and the NOTIFY one
+    server.kick(account.user)  # the server drops both
+    account.deliver(release(4))
+    wait_until(lambda: stored_uids(db) == [1, 2, 3, 4], 20, "the mail after the drop")
+    assert logins(server, account.user) == 4
+    assert not daemon.events("poll_failed")  # a dropped poll connection is just replaced

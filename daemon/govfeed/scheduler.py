@@ -185,7 +185,9 @@ class Runner:
         if not (full or to_sync or to_check or quiet):
             self._finish(store)
             return
-        error = self._connect(store)
+        # A sync is checked first (a NOOP): a connection the server dropped meanwhile would
+        # fail its first folder. A check needs none: it is retried once on a new one.
+        error = self._connect(store, probe=full or bool(to_sync))
         if error is not None:
             with self._lock:  # the work is still owed: the retry does it
                 self._to_sync |= to_sync
@@ -200,13 +202,13 @@ class Runner:
                 to_sync = set(mailbox.folders)
             elif to_check:
                 checked = [f for f in mailbox.folders if f in to_check]
-                to_sync |= set(swept_changes(self.session, store, checked))
+                to_sync |= set(self._changes(store, checked))
                 self._stamp(checked)
                 log.debug("folders_checked", folders=len(checked), moved=sorted(to_sync)[:10])
             if to_sync:
                 self._sync(store, [f for f in mailbox.folders if f in to_sync], full)
-            elif quiet and not to_check:
-                self.session.noop()
+            elif time.monotonic() - self._last_used >= mailbox.keepalive_interval:
+                self.session.noop()  # unless `_connect` just probed it
         except GovfeedError:
             with self._lock:  # a dropped connection, say: the retry does it all again
                 self._to_sync |= to_sync
@@ -236,12 +238,28 @@ class Runner:
             self._to_sync.update(result.failed)
         self._retry(result.connect_error or ImapError("a folder failed"))
 
-    def _connect(self, store: Store) -> GovfeedError | None:
-        """The poll connection, checked with a NOOP when it has been quiet a while."""
+    def _changes(self, store: Store, folders: list[str]) -> list[str]:
+        """`swept_changes` on the poll connection, again on a new one if it had dropped."""
+        try:
+            return swept_changes(self.session, store, folders)
+        except ImapError as err:
+            if self.session.connected:
+                raise
+            log.info("poll_connection_lost", error=str(err))
+        error = self._connect(store)
+        if error is not None:
+            raise error
+        return swept_changes(self.session, store, folders)
+
+    def _connect(self, store: Store, *, probe: bool = False) -> GovfeedError | None:
+        """The poll connection, checked with a NOOP first when `probe` or when it has been
+        quiet a while."""
         session = self.session
-        if session.connected and time.monotonic() - self._last_used >= PROBE_AFTER_SECONDS:
+        quiet = time.monotonic() - self._last_used >= PROBE_AFTER_SECONDS
+        if session.connected and (probe or quiet):
             try:
                 session.noop()
+                self._last_used = time.monotonic()
             except ImapError as err:
                 log.info("poll_connection_lost", error=str(err))
                 session.close()
