@@ -207,8 +207,8 @@ GARBAGE = {
     "uidnext_out_of_range": ({"uidnext": 99_999_999_999}, None, "UIDNEXT: the server sent"),
     "uidvalidity_zero": ({"uidvalidity": 0}, None, "UIDVALIDITY: the server sent '0'"),
     "duplicate_uid_in_fetch": ({}, twice, "sent UID 1 twice"),
-    "bye_mid_fetch": ({}, bye, "UID FETCH"),
-    "truncated_literal": ({}, truncated, "UID FETCH"),
+    "bye_mid_fetch": ({}, bye, "UID FETCH: connection lost: shutting down"),
+    "truncated_literal": ({}, truncated, "UID FETCH: the server closed the connection"),
 }
 
 

@@ -578,6 +578,7 @@ def _groups(uids: list[int], sizes: dict[int, int], limit: int) -> Iterator[tupl
         yield group, False
 
 
+_IMAPLIB_PREFIX = re.compile(r"^command: [A-Z]+ => ")
 _FETCH_START = re.compile(rb"^\d+ \(")
 
 
@@ -619,6 +620,11 @@ def _text(err: BaseException) -> str:
     text = str(err.args[0]) if len(err.args) == 1 else str(err)
     if text.startswith(("b'", 'b"')):  # imapclient passes the server's bytes through str()
         text = text[2:-1]
+    text = _IMAPLIB_PREFIX.sub("", text)  # the action is named by the caller already
+    if isinstance(err, imaplib.IMAP4.abort) and text.endswith("socket error: EOF"):
+        text = text.removesuffix("socket error: EOF") + "the server closed the connection"
+    elif isinstance(err, imaplib.IMAP4.abort) and not isinstance(err, Cutoff):
+        text = f"connection lost: {text}"  # BYE (its text), or an answer imaplib gave up on
     return text
 
 
