@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,8 @@ from structlog.testing import capture_logs
 from govfeed import status, sync
 from govfeed.config import MailboxSettings
 from govfeed.imap import ImapSession
-from govfeed.scheduler import IdleWatcher
 from govfeed.store import Store
+from govfeed.watch import IdleWatcher
 from tests.hostile_imap import Folder, HostileImap, fetch_response
 from tests.test_sync import SETTINGS, release, rows, state
 
@@ -234,10 +234,23 @@ def test_garbage_ends_in_a_recorded_readable_error_without_traceback(
     assert not any("exc_info" in e or "exception" in e for e in logs)
 
 
+class QuietHost:
+    """What a watcher reports to, ignored: the test watches the server."""
+
+    def wake(self, folders: Collection[str]) -> None:
+        pass
+
+    def check(self, folders: Collection[str]) -> None:
+        pass
+
+    def limited(self, slot: int) -> None:
+        pass
+
+
 def test_the_idle_watcher_restarts_after_garbage(server: HostileImap) -> None:
     server.capabilities = "IMAP4rev1 IDLE"
     server.folder("INBOX").uidvalidity = "abc"
-    watcher = IdleWatcher(server.mailbox_settings(idle=True), "INBOX", lambda: None)
+    watcher = IdleWatcher(server.mailbox_settings(idle=True), 0, ["INBOX"], QuietHost())
     watcher.start()
     try:
         deadline = time.monotonic() + 30

@@ -123,6 +123,16 @@ class MailboxSettings(_Model):
     post_action: str = "none"
     since: date | None = None
     idle: bool = True
+    # Connections govfeed may hold to this server at once: watching, polling and syncing
+    # alike (servers cap them per user: Dovecot 10 per user and address, Gmail 15,
+    # Microsoft 365 about 20, and the user's own mail clients count too).
+    max_connections: int = Field(default=3, ge=1, le=50)
+    # Folders no IDLE or NOTIFY connection watches are checked this often (LIST-STATUS or
+    # STATUS on the poll connection); only those whose numbers moved are synced.
+    sweep_interval: int = Field(default=60, ge=1, le=3600)
+    # IDLE/NOTIFY renewed and quiet connections sent NOOP at least this often, each with a
+    # reply deadline (`timeout`): NAT gateways forget a silent flow after 350 s.
+    keepalive_interval: int = Field(default=240, ge=1, le=1740)
     trusted_authserv_ids: tuple[str, ...] | None = None
     unauthenticated: Policy | None = None
 

@@ -35,6 +35,11 @@ class ImapAuthError(ImapError):
     """The IMAP server rejected the credentials."""
 
 
+class ImapLimitError(ImapError):
+    """The IMAP server refused a connection for a limit (too many connections), not for the
+    credentials: retried within a minute, with one connection less."""
+
+
 class ImapRuleViolation(ImapError):
     """The server broke an IMAP rule the cursor relies on (UIDNEXT went back, a UID
     appeared at or below the cursor or above UIDNEXT): the folder is read again from

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import imaplib
 import re
+import socket
 import ssl
 import threading
 import time
@@ -28,14 +29,25 @@ from typing import Any
 import structlog
 from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, LoginError, ProtocolError
-from imapclient.response_parser import parse_fetch_response
+from imapclient.imap_utf7 import decode as decode_utf7
+from imapclient.response_parser import parse_fetch_response, parse_response
 
 from govfeed.config import MailboxSettings, Secret, read_secret
-from govfeed.errors import ConfigError, ImapAuthError, ImapError, ImapRuleViolation
+from govfeed.errors import (
+    ConfigError,
+    ImapAuthError,
+    ImapError,
+    ImapLimitError,
+    ImapRuleViolation,
+)
+from govfeed.imapdata import MAX_UID, Batch, groups, number, split_fetch
 from govfeed.imapio import BoundedClient, Cutoff
 from govfeed.models import RawMessage
 
 log = structlog.get_logger(__name__)
+
+# imaplib refuses commands it does not know; NOTIFY (RFC 5465) is valid once logged in.
+imaplib.Commands.setdefault("NOTIFY", ("AUTH", "SELECTED"))
 
 # RFC 2177: servers may drop an IDLE after 30 minutes; one wait never goes past 29.
 IDLE_MAX_SECONDS = 29 * 60
@@ -53,7 +65,21 @@ SEARCH_WINDOW = 50_000  # UIDs per UID SEARCH: the answer stays far below 1 MB
 FETCH_BYTES_PER_SECOND = 128 * 1024  # a FETCH's deadline grows by a second per 128 KiB
 HEADER_BYTES = 64 * 1024  # what is kept of an oversized message: its first 64 KiB of header
 _COMMAND_BYTES = 4 << 20  # what any other command's answer may carry, all lines together
-_MAX_UID = 2**32 - 1  # RFC 3501: UIDs and UIDVALIDITY are non-zero 32-bit numbers
+# A refusal for a limit rather than for the credentials: RFC 5530's UNAVAILABLE and LIMIT,
+# and the wording of servers that say it in words (Dovecot's "Maximum number of connections
+# from user+IP exceeded", Gmail's "Too many simultaneous connections").
+_LIMIT_WORDING = re.compile(
+    r"\[(UNAVAILABLE|LIMIT)\]|too many (simultaneous |concurrent )?connections"
+    r"|maximum number of connections|connection limit",
+    re.IGNORECASE,
+)
+# TCP keepalive on every IMAP socket: a NAT box or firewall that forgot a quiet flow (AWS
+# NAT: 350 s) drops its packets without a word; unanswered probes end the socket instead
+# after about KEEPIDLE + KEEPCNT * KEEPINTVL = 2 minutes.
+TCP_KEEPIDLE_SECONDS = 60
+TCP_KEEPINTVL_SECONDS = 15
+TCP_KEEPCNT = 4
+FolderNumbers = tuple[int, int, int]  # (UIDVALIDITY, UIDNEXT, MESSAGES) of a folder
 
 
 class ImapSession:
@@ -117,6 +143,7 @@ class ImapSession:
                 stop=self.stop,
             )
         client.normalise_times = False  # INTERNALDATE with its offset, made UTC below
+        _set_keepalive(client.socket())
         try:
             if m.security == "starttls":
                 with self._errors("STARTTLS", client):
@@ -144,7 +171,9 @@ class ImapSession:
             text = _text(err).replace(value, "********")
             # imapclient turns every failure during login into LoginError, a dropped
             # connection included; and RFC 5530 UNAVAILABLE is no verdict on the password.
-            if isinstance(err.__context__, imaplib.IMAP4.abort) or "[UNAVAILABLE]" in text:
+            if is_connection_limit(text):
+                raise ImapLimitError(f"{self._where}: connection limit: {text}") from None
+            if isinstance(err.__context__, imaplib.IMAP4.abort):
                 raise ImapError(f"{self._where}: login failed: {text}") from None
             raise ImapAuthError(
                 f"{self._where}: login as {self.mailbox.username} rejected: {text}"
@@ -195,12 +224,12 @@ class ImapSession:
     def folder_status(self, folder: str) -> tuple[int, int]:
         """(UIDVALIDITY, UIDNEXT) of `folder`, from a fresh EXAMINE, both checked."""
         response = self._select(folder, readonly=True, fresh=True)
-        return self._uidvalidity(folder, response), self._uid_number(folder, response, b"UIDNEXT")
+        return self._uidvalidity(folder, response), self._uidnumber(folder, response, b"UIDNEXT")
 
     def message_count(self, folder: str) -> int:
         """EXISTS of `folder` as its last EXAMINE said."""
         response = self._select(folder, readonly=True)
-        return _number(response.get(b"EXISTS"), f"{self._where}: {folder}: EXISTS", 0)
+        return number(response.get(b"EXISTS"), f"{self._where}: {folder}: EXISTS", 0)
 
     def new_uids(
         self,
@@ -271,7 +300,7 @@ class ImapSession:
     def _search(self, folder: str, criteria: list[Any]) -> list[int]:
         with self._errors(f"{folder}: UID SEARCH"):
             found = self._imap.search(criteria)
-        return sorted({_number(uid, f"{self._where}: {folder}: a UID") for uid in found})
+        return sorted({number(uid, f"{self._where}: {folder}: a UID") for uid in found})
 
     def _next_uid(self, folder: str, low: int, top: int) -> int:
         """The lowest UID in low:top by ESEARCH (RFC 4731), or top + 1 when there is none."""
@@ -282,7 +311,7 @@ class ImapSession:
         for line in lines:
             match = re.search(rb"\bMIN (\d+)", line if isinstance(line, bytes) else b"")
             if match:
-                return max(low, min(_number(match[1], f"{self._where}: {folder}: MIN"), top + 1))
+                return max(low, min(number(match[1], f"{self._where}: {folder}: MIN"), top + 1))
         return top + 1
 
     def fetch_batches(self, folder: str, uids: Sequence[int], batch_size: int) -> Iterator[Batch]:
@@ -299,15 +328,14 @@ class ImapSession:
             for uid in chunk:
                 if uid not in sizes:
                     self._log.warning("imap_message_vanished", folder=folder, uid=uid)
-            groups = list(
-                _groups([u for u in chunk if u in sizes], sizes, self.mailbox.max_message_bytes)
-            )
-            for n, (group, too_large) in enumerate(groups, start=1):
+            limit = self.mailbox.max_message_bytes
+            runs = list(groups([u for u in chunk if u in sizes], sizes, limit))
+            for n, (group, too_large) in enumerate(runs, start=1):
                 batch = Batch(self._fetch(folder, uidvalidity, group, sizes, too_large))
                 batch.too_large = {uid: sizes[uid] for uid in group if too_large}
-                batch.last_uid = chunk[-1] if n == len(groups) else group[-1]
+                batch.last_uid = chunk[-1] if n == len(runs) else group[-1]
                 yield batch
-            if not groups:
+            if not runs:
                 yield Batch(last_uid=chunk[-1])  # all gone: the cursor still moves
 
     def _sizes(self, folder: str, uids: list[int]) -> dict[int, int]:
@@ -317,7 +345,7 @@ class ImapSession:
         for uid in uids:
             value = fetched.get(uid, {}).get(b"RFC822.SIZE")
             if value is not None:
-                sizes[uid] = _number(value, f"{self._where}: {folder}: RFC822.SIZE", 0)
+                sizes[uid] = number(value, f"{self._where}: {folder}: RFC822.SIZE", 0)
         return sizes
 
     def _fetch(
@@ -366,9 +394,9 @@ class ImapSession:
             raise imaplib.IMAP4.error(f"failed: {text.decode('utf-8', 'replace')}")
         _typ, data = imap._untagged_response(typ, data, "FETCH")
         merged: dict[int, dict[bytes, Any]] = {}
-        for response in _split_fetch(data):
+        for response in split_fetch(data):
             for uid, values in parse_fetch_response(response, False, True).items():
-                seen = merged.setdefault(_number(uid, f"{self._where}: {folder}: a UID"), {})
+                seen = merged.setdefault(number(uid, f"{self._where}: {folder}: a UID"), {})
                 if any(k.startswith(b"BODY[") for k in values) and any(
                     k.startswith(b"BODY[") for k in seen
                 ):
@@ -463,6 +491,115 @@ class ImapSession:
                 else:
                     self._imap.expunge()
 
+    # -- many folders on few connections (NOTIFY, LIST-STATUS, STATUS) ------------------
+
+    def has(self, capability: str) -> bool:
+        """Whether the server announced `capability` (IDLE, NOTIFY, LIST-STATUS...)."""
+        return self._has(capability)
+
+    def folder_numbers(self, folders: Sequence[str]) -> dict[str, FolderNumbers]:
+        """(UIDVALIDITY, UIDNEXT, MESSAGES) of each folder, without selecting any: one
+        LIST-STATUS command (RFC 5819) where the server has it, else STATUS per folder.
+        A folder the server does not list is left out."""
+        if not folders:
+            return {}
+        if self._has("LIST-STATUS"):
+            return self._list_status(folders)
+        found = {}
+        for folder in folders:
+            try:
+                with self._errors(f"{folder}: STATUS"):
+                    items = self._imap.folder_status(folder, ["UIDVALIDITY", "UIDNEXT", "MESSAGES"])
+                found[folder] = _numbers(items)
+            except ImapError:
+                if not self.connected:
+                    raise
+                # A folder the server refuses (deleted, say) is left out: its sync says why.
+        return found
+
+    def _list_status(self, folders: Sequence[str]) -> dict[str, FolderNumbers]:
+        client = self._imap
+        patterns = b"(" + b" ".join(client._normalise_folder(f) for f in folders) + b")"
+        status = b"(STATUS (UIDVALIDITY UIDNEXT MESSAGES))"
+        with self._errors("LIST-STATUS"):
+            imap = client._imap
+            imap.untagged_responses.pop("STATUS", None)
+            typ, data = imap._simple_command("LIST", b'""', patterns, b"RETURN", status)
+            imap.untagged_responses.pop("LIST", None)
+            raw = imap.untagged_responses.pop("STATUS", [])
+            if typ != "OK":
+                raise ImapError(f"{self._where}: LIST-STATUS: {_text(ImapError(*data))}")
+            parsed = parse_response([line for line in raw if line is not None])
+        wanted = set(folders)
+        found = {}
+        for name, items in zip(parsed[::2], parsed[1::2], strict=False):
+            folder = self._folder_name(name)
+            if folder in wanted and isinstance(items, tuple):
+                found[folder] = _numbers(dict(zip(items[::2], items[1::2], strict=False)))
+        return found
+
+    def notify_set(self, folders: Sequence[str]) -> None:
+        """NOTIFY SET (RFC 5465): the server reports new and expunged messages of
+        `folders` (with a STATUS response) while this connection waits in `notify_wait`."""
+        client = self._imap
+        names = b" ".join(client._normalise_folder(f) for f in folders)
+        events = b"(mailboxes (" + names + b") (MessageNew MessageExpunge))"
+        with self._errors("NOTIFY SET"):
+            typ, data = client._imap._simple_command("NOTIFY", b"SET", events)
+            if typ != "OK":
+                raise ImapError(f"{self._where}: NOTIFY SET: {_text(ImapError(*data))}")
+
+    def notify_wait(self, timeout: float, stop: threading.Event | None = None) -> set[str]:
+        """Wait in IDLE (after `notify_set`) until a watched folder changes or `timeout`
+        seconds pass; the folders the server reported as changed (empty on a timeout).
+        Ends within a second of `stop`. The IDLE is ended with DONE, whose reply has the
+        connection's timeout: a connection that went silent fails here."""
+        deadline = time.monotonic() + min(timeout, IDLE_MAX_SECONDS)
+        client = self._imap
+        changed: set[str] = set()
+        try:
+            with self._errors("NOTIFY IDLE"):
+                client.idle()
+                quiet_wakeups = 0
+                while not changed and (remaining := deadline - time.monotonic()) > 0:
+                    if stop is not None and stop.is_set():
+                        break
+                    wait = min(remaining, IDLE_STOP_CHECK_SECONDS)
+                    started = time.monotonic()
+                    self._arm(client, "NOTIFY IDLE")  # a fresh byte budget for this check
+                    responses = client.idle_check(timeout=wait)
+                    changed |= self._changed_folders(responses)
+                    # idle_check swallows EOF (see `_idle_until`): three empty, early
+                    # returns in a row mean the server is gone.
+                    early = not responses and time.monotonic() - started < wait - 0.01
+                    quiet_wakeups = quiet_wakeups + 1 if early else 0
+                    if quiet_wakeups >= 3:
+                        raise ImapError(f"{self._where}: the connection closed during IDLE")
+                self._arm(client, "NOTIFY IDLE DONE")  # its own deadline, from now
+                _message, responses = client.idle_done()
+                changed |= self._changed_folders(responses)
+        except ImapError:
+            self._drop()  # never leave a connection half in IDLE
+            raise
+        return changed
+
+    def _changed_folders(self, responses: Iterable[tuple[Any, ...]]) -> set[str]:
+        changed = set()
+        for response in responses:
+            if response and response[0] == b"BYE":
+                raise ImapError(f"{self._where}: the server ended the session during IDLE")
+            if len(response) >= 2 and response[0] == b"STATUS":
+                changed.add(self._folder_name(response[1]))
+        return changed
+
+    def _folder_name(self, name: Any) -> str:
+        """A folder name as the server sent it (parsed: bytes, or int when all digits)."""
+        if isinstance(name, int):
+            return str(name)
+        if isinstance(name, bytes):
+            return decode_utf7(name) if self._imap.folder_encode else name.decode()
+        return str(name)
+
     # -- helpers -------------------------------------------------------------------------
 
     @property
@@ -495,13 +632,13 @@ class ImapSession:
         return response
 
     def _uidvalidity(self, folder: str, response: dict[bytes, Any]) -> int:
-        return self._uid_number(folder, response, b"UIDVALIDITY")
+        return self._uidnumber(folder, response, b"UIDVALIDITY")
 
-    def _uid_number(self, folder: str, response: dict[bytes, Any], key: bytes) -> int:
+    def _uidnumber(self, folder: str, response: dict[bytes, Any], key: bytes) -> int:
         if key not in response:
             raise ImapError(f"{self._where}: {folder}: EXAMINE gave no {key.decode()}")
-        top = _MAX_UID + 1 if key == b"UIDNEXT" else _MAX_UID
-        return _number(response[key], f"{self._where}: {folder}: {key.decode()}", 1, top)
+        top = MAX_UID + 1 if key == b"UIDNEXT" else MAX_UID
+        return number(response[key], f"{self._where}: {folder}: {key.decode()}", 1, top)
 
     def _arm(
         self,
@@ -539,7 +676,10 @@ class ImapSession:
         except _FAILURES as err:  # first: an SSL error is a ValueError too
             if isinstance(err, _BROKEN):
                 self._drop()
-            raise ImapError(f"{self._where}: {action}: {_describe(err)}") from err
+            text = _describe(err)
+            if action == "connect" and is_connection_limit(text):  # a greeting of BYE
+                raise ImapLimitError(f"{self._where}: connection limit: {text}") from err
+            raise ImapError(f"{self._where}: {action}: {text}") from err
         except _GARBAGE as err:
             self._drop()
             raise ImapError(
@@ -548,62 +688,7 @@ class ImapSession:
             ) from err
 
 
-class Batch(list[RawMessage]):
-    """Fetched messages; `last_uid` ends the range of UIDs they cover (the cursor may move
-    there once they are stored), `too_large` maps the UIDs fetched only by their header
-    (over max_message_bytes) to their size."""
-
-    def __init__(self, messages: Iterable[RawMessage] = (), last_uid: int = 0) -> None:
-        super().__init__(messages)
-        self.last_uid = last_uid
-        self.too_large: dict[int, int] = {}
-
-
-def _groups(uids: list[int], sizes: dict[int, int], limit: int) -> Iterator[tuple[list[int], bool]]:
-    """`uids` cut into runs of at most `limit` bytes in all, in order; an oversized
-    message comes alone, as ([uid], True)."""
-    group: list[int] = []
-    total = 0
-    for uid in uids:
-        size = sizes[uid]
-        if group and (size > limit or total + size > limit):
-            yield group, False
-            group, total = [], 0
-        if size > limit:
-            yield [uid], True
-        else:
-            group.append(uid)
-            total += size
-    if group:
-        yield group, False
-
-
 _IMAPLIB_PREFIX = re.compile(r"^command: [A-Z]+ => ")
-_FETCH_START = re.compile(rb"^\d+ \(")
-
-
-def _split_fetch(data: list[Any]) -> Iterator[list[Any]]:
-    """imaplib's FETCH data cut into one list per response: a response begins with
-    "N (", a piece that follows a literal with " " or ")"."""
-    response: list[Any] = []
-    for piece in data:
-        head = piece[0] if isinstance(piece, tuple) else piece
-        if isinstance(head, bytes) and _FETCH_START.match(head) and response:
-            yield response
-            response = []
-        response.append(piece)
-    if response:
-        yield response
-
-
-def _number(value: Any, what: str, low: int = 1, high: int = _MAX_UID) -> int:
-    """`value` as an int in low..high, or an ImapError quoting it (escaped)."""
-    text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
-    if isinstance(value, int) or text.isdigit():
-        number = int(text)
-        if low <= number <= high:
-            return number
-    raise ImapError(f"{what}: the server sent {text[:40]!r}, not a number in {low}..{high}")
 
 
 def _describe(err: BaseException) -> str:
@@ -626,6 +711,32 @@ def _text(err: BaseException) -> str:
     elif isinstance(err, imaplib.IMAP4.abort) and not isinstance(err, Cutoff):
         text = f"connection lost: {text}"  # BYE (its text), or an answer imaplib gave up on
     return text
+
+
+def is_connection_limit(text: str) -> bool:
+    """Whether a server's refusal speaks of a connection limit rather than credentials."""
+    return _LIMIT_WORDING.search(text) is not None
+
+
+def _numbers(items: dict[Any, Any]) -> FolderNumbers:
+    values = {(k.decode() if isinstance(k, bytes) else str(k)).upper(): v for k, v in items.items()}
+    try:
+        return int(values["UIDVALIDITY"]), int(values["UIDNEXT"]), int(values["MESSAGES"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ImapError(f"STATUS gave no usable numbers: {items!r}") from err
+
+
+def _set_keepalive(sock: socket.socket) -> None:
+    """TCP keepalive with short timers (where the platform has them; Linux does)."""
+    with suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for option, value in (
+            ("TCP_KEEPIDLE", TCP_KEEPIDLE_SECONDS),
+            ("TCP_KEEPINTVL", TCP_KEEPINTVL_SECONDS),
+            ("TCP_KEEPCNT", TCP_KEEPCNT),
+        ):
+            if hasattr(socket, option):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 def _has_new_mail(responses: Iterable[tuple[Any, ...]]) -> bool:

@@ -520,6 +520,17 @@ class Store:
             (mailbox, folder, utc_now(), error[:500]),
         )
 
+    def save_watch(self, mailbox: str, folders: dict[str, tuple[str, str | None]]) -> None:
+        """How each folder is watched now and when it was last checked, {folder: (watch,
+        last_checked_at)}; a check never moves the cursor nor counts as a poll."""
+        self.conn.executemany(
+            "insert into mailbox_state (mailbox, folder, watch, last_checked_at)"
+            " values (?, ?, ?, ?) on conflict (mailbox, folder) do update set"
+            " watch = excluded.watch,"
+            " last_checked_at = coalesce(excluded.last_checked_at, last_checked_at)",
+            [(mailbox, folder, watch, checked) for folder, (watch, checked) in folders.items()],
+        )
+
 
 def _release_columns(release: Release) -> dict[str, Any]:
     return {

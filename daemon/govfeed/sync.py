@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -36,6 +36,7 @@ from govfeed.errors import (
     GovfeedError,
     ImapAuthError,
     ImapError,
+    ImapLimitError,
     StoreError,
 )
 from govfeed.imap import ImapSession
@@ -89,6 +90,11 @@ class PollResult:
     def auth_failed(self) -> bool:
         return isinstance(self.connect_error, ImapAuthError)
 
+    @property
+    def limited(self) -> bool:
+        """The server refused the connection for its connection limit."""
+        return isinstance(self.connect_error, ImapLimitError)
+
     def line(self) -> str:
         """One line for a terminal: `dod: read 3, new releases 2, ... (failed: INBOX: ...)`."""
         problems = "; ".join(f"{f.folder}: {f.error}" for f in self.folders if f.error)
@@ -103,25 +109,29 @@ def poll_mailbox(
     mailbox: MailboxSettings,
     *,
     stop: threading.Event | None = None,
+    session: ImapSession | None = None,
+    folders: Sequence[str] | None = None,
 ) -> PollResult:
-    """Poll every folder of `mailbox` once and store what is new, judging senders by the
-    mailbox's authentication policy from `settings`.
+    """Poll every folder of `mailbox` (or only `folders`) once and store what is new,
+    judging senders by the mailbox's authentication policy from `settings`.
 
     Never raises for an IMAP or secret problem: a folder that fails gets its error in
     `mailbox_state.last_error` and in the result. Raises StoreError when the database
     itself fails. With `stop` set, returns after the batch being stored is committed.
+    With `session` (the daemon's poll connection), works on it, connecting it when needed,
+    and leaves it open; else opens a connection of its own and logs out at the end.
     """
     started = time.monotonic()
     poll = _Poll(
         store,
-        ImapSession(mailbox, stop=stop),
+        session or ImapSession(mailbox, stop=stop),
         PollResult(mailbox.name),
         settings.authentication_for(mailbox.name),
         stop,
     )
     with structlog.contextvars.bound_contextvars(mailbox=mailbox.name):
         try:
-            for folder in mailbox.folders:
+            for folder in mailbox.folders if folders is None else folders:
                 if poll.stopping:
                     poll.result.stopped = True
                     break
@@ -129,7 +139,8 @@ def poll_mailbox(
         except sqlite3.Error as err:
             raise StoreError(f"database {store.path}: {err}") from err
         finally:
-            poll.session.close()
+            if session is None:
+                poll.session.close()
         poll.result.seconds = time.monotonic() - started
         _log_finished(poll.result)
     return poll.result
@@ -174,14 +185,30 @@ def _poll_folder(poll: _Poll, folder: str) -> FolderResult:
 
 
 def _connect(poll: _Poll) -> None:
+    poll.result.connect_error = connect(poll.session)
+
+
+def connect(session: ImapSession) -> GovfeedError | None:
+    """Connect `session`; the error (logged: `login_failed` for rejected credentials,
+    `connection_limit` for a server's limit, else `connect_failed`) or None."""
     try:
-        poll.session.connect()
+        session.connect()
     except ImapAuthError as err:
-        poll.result.connect_error = err
         log.error("login_failed", error=str(err))
+        return err
+    except ImapLimitError as err:
+        log.warning("connection_limit", error=str(err))
+        return err
     except (ImapError, ConfigError) as err:
-        poll.result.connect_error = err
         log.error("connect_failed", error=str(err))
+        return err
+    return None
+
+
+def save_connect_error(store: Store, name: str, folders: Sequence[str], err: GovfeedError) -> None:
+    """Record a failed login or connection on each of `folders`."""
+    for folder in folders:
+        store.save_poll_error(name, folder, _error_text(err))
 
 
 def _sync_folder(poll: _Poll, outcome: FolderResult) -> None:
