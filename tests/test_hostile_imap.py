@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,16 @@ from govfeed.config import MailboxSettings
 from govfeed.imap import ImapSession
 from govfeed.store import Store
 from govfeed.watch import IdleWatcher
+from tests.dovecot import Account
 from tests.hostile_imap import Folder, HostileImap, fetch_response
-from tests.test_sync import SETTINGS, release, rows, state
+from tests.test_daemon import (  # noqa: F401 - start_daemon is a fixture
+    RunningDaemon,
+    mailbox,
+    start_daemon,
+    wait_until,
+    write_config,
+)
+from tests.test_sync import SETTINGS, release, rows, state, stored_uids
 
 PASSWORD = "hostile-password"
 
@@ -86,7 +94,7 @@ def test_a_server_that_trickles_bytes_is_cut_off_and_the_folder_failed(
     assert "timed out" in error and "no complete answer within 2 s" in error
 
 
-def write_config(tmp_path: Path, server: HostileImap, **mailbox: Any) -> Path:
+def hostile_config(tmp_path: Path, server: HostileImap, **mailbox: Any) -> Path:
     values = {
         "name": "hostile",
         "host": "127.0.0.1",
@@ -115,7 +123,7 @@ def test_sigterm_during_a_stalled_command_exits_0_at_once(
 ) -> None:
     server.folder("INBOX").add(release(1))
     server.hang = {"EXAMINE"}  # logged in, then nothing: a read that would wait 10 minutes
-    config = write_config(tmp_path, server, timeout=600)
+    config = hostile_config(tmp_path, server, timeout=600)
     env = {**os.environ, "GOVFEED_TEST_PASSWORD": PASSWORD}
     process = subprocess.Popen(
         [sys.executable, "-m", "govfeed", "--config", str(config), command],
@@ -324,3 +332,43 @@ def test_server_text_is_escaped_in_status(server: HostileImap, tmp_path: Path) -
     text = status.render_text(report)
     assert "\x1b" not in text and "\x07" not in text  # ... and shown escaped
     assert "\\x1b[2J" in text
+
+
+# -- one stuck mailbox never delays the others --------------------------------------------
+
+
+def test_a_stalled_mailbox_beside_dovecot_leaves_its_idle_latency_alone(
+    server: HostileImap,
+    imap_account: Account,
+    tmp_path: Path,
+    start_daemon: Callable[..., RunningDaemon],  # noqa: F811 - the fixture imported above
+) -> None:
+    db = tmp_path / "g.db"
+    server.folder("INBOX").add(release(1))
+    server.hang = {"EXAMINE"}  # its poll waits in a read for 10 minutes
+    stalled = {
+        "name": "hostile",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "security": "none",
+        "allow_plaintext": True,
+        "username": "user",
+        "password_env": "GOVFEED_TEST_PASSWORD",
+        "idle": False,
+        "timeout": 600,
+        "poll_interval": 3600,
+    }
+    config = write_config(tmp_path / "g.toml", db, stalled, mailbox(imap_account))
+    daemon = start_daemon(config, {"GOVFEED_TEST_PASSWORD": PASSWORD})
+    wait_until(lambda: server.saw("EXAMINE"), 20, "the hostile mailbox stalled")
+    daemon.wait_for("notify_watching")
+    wait_until(lambda: state(db).get("last_success_at"), 20, "Dovecot's first poll")
+    imap_account.deliver(release(2))
+    delivered = time.monotonic()
+    wait_until(lambda: stored_uids(db) == [1], 10, "the delivered message in the database")
+    assert time.monotonic() - delivered < 2.0  # as without a stalled neighbour
+    assert not daemon.events("poll_finished") or all(
+        e.get("mailbox") != "hostile" for e in daemon.events("poll_finished")
+    )  # the hostile poll is still stuck in its EXAMINE
+    daemon.send(signal.SIGTERM)
+    assert daemon.exit_code() == 0
