@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from govfeed import imap as imap_module
 from govfeed import status, sync
 from govfeed.config import MailboxSettings
 from govfeed.imap import ImapSession
@@ -372,3 +373,36 @@ def test_a_stalled_mailbox_beside_dovecot_leaves_its_idle_latency_alone(
     )  # the hostile poll is still stuck in its EXAMINE
     daemon.send(signal.SIGTERM)
     assert daemon.exit_code() == 0
+
+
+# -- any folder size, against a real Dovecot ----------------------------------------------
+
+
+def plain_message(n: int) -> bytes:
+    return (
+        f"From: sender{n % 7}@example.org\r\nTo: feeds@example.org\r\n"
+        f"Subject: Message {n}\r\nMessage-ID: <big.{n}@example.org>\r\n"
+        f"Date: Thu, 01 Aug 2024 12:00:00 +0000\r\n\r\nBody {n}.\r\n"
+    ).encode()
+
+
+@pytest.mark.slow
+def test_a_big_dovecot_folder_syncs_through_many_search_windows(
+    imap_account: Account, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bench does 1,000,000 messages; here 4,000 in windows of 500 UIDs, written
+    # straight into the Maildir as the bench does (APPEND would take longer).
+    count = 4_000
+    monkeypatch.setattr(imap_module, "SEARCH_WINDOW", 500)
+    home = imap_account.server.root / "mail" / imap_account.user / "cur"
+    home.mkdir(parents=True, exist_ok=True)
+    for n in range(1, count + 1):
+        (home / f"1700000000.M{n}P1.test:2,S").write_bytes(plain_message(n))
+    if os.getuid() == 0:  # Dovecot reads the mail as nobody (tests/dovecot.py)
+        subprocess.run(["chown", "-R", "65534:65534", str(home.parent)], check=True)
+    db = tmp_path / "db.sqlite"
+    result = poll(db, imap_account.mailbox_settings(batch_size=500))
+    assert result.ok and result.summary.read == count
+    assert stored_uids(db) == list(range(1, count + 1))
+    assert state(db)["last_uid"] == count
+    assert poll(db, imap_account.mailbox_settings()).summary.read == 0  # nothing twice
