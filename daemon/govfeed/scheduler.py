@@ -157,7 +157,8 @@ class Runner:
         self.pending.clear()
         with self._running, structlog.contextvars.bound_contextvars(mailbox=self.mailbox.name):
             try:
-                with Store(self.host.settings.database.path) as store:
+                database = self.host.settings.database
+                with Store(database.path, group=database.group) as store:
                     self._run(store)
             except GovfeedError as err:
                 log.error("poll_failed", error=str(err))
