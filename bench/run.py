@@ -11,6 +11,8 @@ and prints the figures side by side. Nothing here asserts a time: it prints.
 
     .venv/bin/python bench/run.py                 # N = 10000 and 50000
     .venv/bin/python bench/run.py --counts 2000   # a quick look
+    .venv/bin/python bench/run.py --counts 5000 --against 37ad7d6 --rounds 3
+        # A/B: the same import with the code of another commit, alternating, in one run
 
 `make bench` (bench/all.py) runs this and bench/imap.py together and prints one report;
 `measure(count)` is what it calls.
@@ -95,7 +97,7 @@ class ImportRun:
     summary: str  # govfeed's closing line
 
 
-def govfeed_import(path: Path) -> ImportRun:
+def govfeed_import(path: Path, code: Path | None = None) -> ImportRun:
     """`govfeed import` of the mbox into a fresh database: wall time, peak RSS of the main
     process and of the whole process tree, the closing summary.
 
@@ -106,12 +108,17 @@ def govfeed_import(path: Path) -> ImportRun:
     db = OUT / f"{path.stem}.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    govfeed = ROOT / ".venv" / "bin" / "govfeed"
+    python = ROOT / ".venv" / "bin" / "python"
     config = ROOT / "config" / "demo.toml"  # trusts mx.google.com, as the corpus's mail says
-    command = [str(govfeed), "--config", str(config), "--db", str(db), "--log-level", "error"]
+    command = [str(python), "-m", "govfeed", "--config", str(config), "--db", str(db)]
+    env = dict(os.environ)
+    if code is not None:  # another commit's package, ahead of the installed one
+        env["PYTHONPATH"] = str(code / "daemon")
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [*command, "import", "--no-progress", str(path)], stdout=subprocess.PIPE
+        [*command, "--log-level", "error", "import", "--no-progress", str(path)],
+        stdout=subprocess.PIPE,
+        env=env,
     )
     peak_main = peak_tree = workers = 0
     while proc.poll() is None:
@@ -212,10 +219,45 @@ def print_row(f: Figures) -> None:
     print(f"{'':>9} ~{f.size_kb:.1f} KB/message; govfeed: {run.summary}", flush=True)
 
 
+def checkout(rev: str) -> Path:
+    """The package as it was at `rev` (git archive of daemon/), in bench/out/."""
+    folder = OUT / f"code-{rev}"
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev, "daemon"], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def compare(count: int, rev: str, rounds: int) -> None:
+    """Import the same corpus with this tree's code and with `rev`'s, alternating."""
+    path = make_corpus(count)
+    other = checkout(rev)
+    rates: dict[str, list[float]] = {"this tree": [], rev: []}
+    for _ in range(rounds):
+        for label, code in (("this tree", None), (rev, other)):
+            run = govfeed_import(path, code)
+            rates[label].append(count / run.seconds)
+            print(f"  {label:>10}: {count / run.seconds:7.0f} msg/s  {run.summary}", flush=True)
+    ours, theirs = (sorted(r)[len(r) // 2] for r in rates.values())
+    print(
+        f"median of {rounds}: this tree {ours:.0f} msg/s, {rev} {theirs:.0f} msg/s,"
+        f" ratio {ours / theirs:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", default="10000,50000", help="comma-separated corpus sizes")
+    parser.add_argument("--against", metavar="REV", help="compare with the code of a commit")
+    parser.add_argument("--rounds", type=int, default=3, help="A/B rounds for --against")
     args = parser.parse_args()
+    if args.against:
+        for count in args.counts.split(","):
+            compare(int(count), args.against, args.rounds)
+        return
     print_header()
     for count in args.counts.split(","):
         print_row(measure(int(count)))

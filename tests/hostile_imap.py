@@ -143,8 +143,8 @@ class HostileImap:
                 await self._send(writer, answer, state)
                 if name == "LOGOUT":
                     break
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client went, or the server is closing
         finally:
             writer.close()
 

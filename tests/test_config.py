@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pydantic
 import pytest
+from click.testing import CliRunner
 from structlog.testing import capture_logs
 
+from govfeed.cli import cli
 from govfeed.config import (
     DEFAULT_SENDER_DOMAINS,
+    AgencySettings,
     AuthenticationSettings,
     DatabaseSettings,
     MailboxSettings,
@@ -20,6 +23,7 @@ from govfeed.config import (
     Settings,
     load_settings,
     read_secret,
+    trust_policy,
 )
 from govfeed.errors import ConfigError
 
@@ -210,11 +214,10 @@ def test_authentication_overrides_per_mailbox(tmp_path: Path) -> None:
         + MAILBOX.replace('"dod"', '"doj"')
     )
     settings = load_settings(write(tmp_path, text))
-    assert settings.authentication_for("dod") == AuthenticationSettings(
-        trusted_authserv_ids=("mx.google.com",), unauthenticated="reject"
-    )
-    assert settings.authentication_for("doj") == settings.authentication
-    assert settings.authentication_for(None) == settings.authentication
+    dod = settings.authentication_for("dod")
+    assert (dod.trusted_authserv_ids, dod.unauthenticated) == (("mx.google.com",), "reject")
+    assert settings.authentication_for("doj") == trust_policy(settings.authentication)
+    assert settings.authentication_for(None) == trust_policy(settings.authentication)
     assert settings.mailbox("doj").name == "doj"
     with pytest.raises(ConfigError, match="no mailbox named 'x'"):
         settings.mailbox("x")
@@ -224,7 +227,13 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
     settings = load_settings(EXAMPLE)
     assert [m.name for m in settings.mailboxes] == ["dod"]
     text = EXAMPLE.read_text()
-    for model in (Settings, DatabaseSettings, AuthenticationSettings, MailboxSettings):
+    for model in (
+        Settings,
+        DatabaseSettings,
+        AuthenticationSettings,
+        MailboxSettings,
+        AgencySettings,
+    ):
         for key in model.model_fields:
             pattern = rf"^\[{key}\]|^\[\[{key}\]\]|^#? ?{key} = "
             assert re.search(pattern, text, re.MULTILINE), f"{key} is not in the example"
@@ -319,9 +328,80 @@ def test_a_secret_file_others_can_read_is_warned_about(tmp_path: Path) -> None:
             "key": "password_file",
             "path": str(tmp_path / "pw"),
             "mode": "0644",
+            "problem": "readable by group or others",
         }
     ]
     (tmp_path / "pw").chmod(0o600)
     with capture_logs() as logs:
         load_settings(path)
     assert logs == []
+
+
+def test_a_secret_file_in_a_folder_others_can_write_is_warned_about(tmp_path: Path) -> None:
+    """Whoever may write the folder may swap the file for one of their own."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    (folder / "pw").write_text("hunter2\n")
+    (folder / "pw").chmod(0o600)
+    text = MAILBOX.replace('password_env = "IMAP_PASSWORD"', 'password_file = "shared/pw"')
+    path = write(tmp_path, text)
+    for mode, warned in ((0o777, True), (0o775, True), (0o1777, False), (0o755, False)):
+        folder.chmod(mode)
+        with capture_logs() as logs:
+            load_settings(path)
+        problems = [(log["path"], log["problem"]) for log in logs]
+        expected = [(str(folder), "in a folder group or others can write")] if warned else []
+        assert problems == expected, oct(mode)
+
+
+def test_check_config_never_shows_a_token_commands_arguments(tmp_path: Path) -> None:
+    text = MAILBOX.replace(
+        'password_env = "IMAP_PASSWORD"',
+        'oauth2_token_command = ["/usr/local/bin/get-token", "--secret", "s3cr3t"]',
+    )
+    result = CliRunner().invoke(cli, ["--config", str(write(tmp_path, text)), "check-config"])
+    assert result.exit_code == 0, result.output
+    assert "s3cr3t" not in result.output and "--secret" not in result.output
+    assert "oauth2_token_command /usr/local/bin/get-token (2 arguments not shown)" in result.output
+
+
+# -- the agency registry ----------------------------------------------------------------
+
+
+def test_config_agencies_extend_the_built_in_registry_and_replace_by_name(
+    tmp_path: Path,
+) -> None:
+    text = (
+        '[[agencies]]\nname = "Oxford City Council"\naccount_codes = ["ukoxford"]\n'
+        'senders = ["YourOxford@public.govdelivery.com"]\n'
+        '[[agencies]]\nname = "U.S. Department of Defense"\naccount_codes = ["USDOD"]\n'
+    )
+    registry = load_settings(write(tmp_path, text)).registry
+    assert [a.name for a in registry] == ["Oxford City Council", "U.S. Department of Defense"]
+    assert registry[0].account_codes == ("UKOXFORD",)
+    assert registry[0].senders == ("youroxford@public.govdelivery.com",)
+    assert registry[1].aliases == ()  # replaced: the built-in aliases are gone
+    built_in = load_settings(write(tmp_path, "")).registry
+    assert [a.name for a in built_in] == ["U.S. Department of Defense"]
+    assert "U.S. Department of War" in built_in[0].aliases
+    assert "war.gov" in built_in[0].senders
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('name = "X"\naccount_codes = ["no spaces"]', "agencies[0].account_codes: "),
+        ('name = "X"\nsenders = ["not a domain"]', "agencies[0].senders: "),
+        ('name = ""', "agencies[0].name: "),
+        ('name = "X"\nalias = ["Y"]', "agencies[0].alias: unknown key (did you mean aliases?)"),
+    ],
+)
+def test_a_bad_agency_entry_names_the_key(tmp_path: Path, entry: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(write(tmp_path, f"[[agencies]]\n{entry}\n"))
+
+
+def test_two_agencies_cannot_share_a_name(tmp_path: Path) -> None:
+    text = '[[agencies]]\nname = "A"\naliases = ["Same"]\n[[agencies]]\nname = "Same"\n'
+    with pytest.raises(ConfigError, match="'Same' already names 'A'"):
+        load_settings(write(tmp_path, text))

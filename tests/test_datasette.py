@@ -63,8 +63,10 @@ PUBLISHED_VIEW_COLUMNS = [
     "title",
     "release_type",
     "agency",
+    "agency_as_written",
     "url",
     "body_html",
+    "body_text",
     "account_code",
     "bulletin_id",
     "first_seen_at",
@@ -220,10 +222,14 @@ def test_internal_tables_are_hidden_and_reader_tables_listed(site: Site) -> None
     assert shown == {"mailbox_state"}
     assert {"release_keys", "govfeed_migrations", "releases", "release_versions"} <= hidden
     # Not even listed: raw mail, and messages (subscriber address, unsubscribe link).
-    assert not {"raw_messages", "messages"} & (hidden | shown)
+    assert not {"raw_messages", "messages", "contract_awards"} & (hidden | shown)
     assert {name for name in hidden if name.startswith("releases_fts")} >= {"releases_fts"}
     views = {view["name"] for view in database["views"]}
-    assert views == {"published_releases", "published_release_versions"}
+    assert views == {
+        "published_releases",
+        "published_release_versions",
+        "published_contract_awards",
+    }
 
 
 def test_raw_mail_and_arbitrary_sql_are_for_the_operator_only(site: Site) -> None:

@@ -14,21 +14,29 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
+from govfeed import imap as imap_module
 from govfeed import status, sync
 from govfeed.config import MailboxSettings
 from govfeed.imap import ImapSession
 from govfeed.store import Store
 from govfeed.watch import IdleWatcher
+from tests.dovecot import Account
 from tests.hostile_imap import Folder, HostileImap, fetch_response
-from tests.test_sync import SETTINGS, release, rows, state
-from tests.test_watch import Host
+from tests.test_daemon import (  # noqa: F401 - start_daemon is a fixture
+    RunningDaemon,
+    mailbox,
+    start_daemon,
+    wait_until,
+    write_config,
+)
+from tests.test_sync import SETTINGS, release, rows, state, stored_uids
 
 PASSWORD = "hostile-password"
 
@@ -87,7 +95,7 @@ def test_a_server_that_trickles_bytes_is_cut_off_and_the_folder_failed(
     assert "timed out" in error and "no complete answer within 2 s" in error
 
 
-def write_config(tmp_path: Path, server: HostileImap, **mailbox: Any) -> Path:
+def hostile_config(tmp_path: Path, server: HostileImap, **mailbox: Any) -> Path:
     values = {
         "name": "hostile",
         "host": "127.0.0.1",
@@ -116,7 +124,7 @@ def test_sigterm_during_a_stalled_command_exits_0_at_once(
 ) -> None:
     server.folder("INBOX").add(release(1))
     server.hang = {"EXAMINE"}  # logged in, then nothing: a read that would wait 10 minutes
-    config = write_config(tmp_path, server, timeout=600)
+    config = hostile_config(tmp_path, server, timeout=600)
     env = {**os.environ, "GOVFEED_TEST_PASSWORD": PASSWORD}
     process = subprocess.Popen(
         [sys.executable, "-m", "govfeed", "--config", str(config), command],
@@ -208,8 +216,8 @@ GARBAGE = {
     "uidnext_out_of_range": ({"uidnext": 99_999_999_999}, None, "UIDNEXT: the server sent"),
     "uidvalidity_zero": ({"uidvalidity": 0}, None, "UIDVALIDITY: the server sent '0'"),
     "duplicate_uid_in_fetch": ({}, twice, "sent UID 1 twice"),
-    "bye_mid_fetch": ({}, bye, "UID FETCH"),
-    "truncated_literal": ({}, truncated, "UID FETCH"),
+    "bye_mid_fetch": ({}, bye, "UID FETCH: connection lost: shutting down"),
+    "truncated_literal": ({}, truncated, "UID FETCH: the server closed the connection"),
 }
 
 
@@ -235,10 +243,23 @@ def test_garbage_ends_in_a_recorded_readable_error_without_traceback(
     assert not any("exc_info" in e or "exception" in e for e in logs)
 
 
+class QuietHost:
+    """What a watcher reports to, ignored: the test watches the server."""
+
+    def wake(self, folders: Collection[str]) -> None:
+        pass
+
+    def check(self, folders: Collection[str]) -> None:
+        pass
+
+    def limited(self, slot: int) -> None:
+        pass
+
+
 def test_the_idle_watcher_restarts_after_garbage(server: HostileImap) -> None:
     server.capabilities = "IMAP4rev1 IDLE"
     server.folder("INBOX").uidvalidity = "abc"
-    watcher = IdleWatcher(server.mailbox_settings(idle=True), 1, ["INBOX"], Host())
+    watcher = IdleWatcher(server.mailbox_settings(idle=True), 0, ["INBOX"], QuietHost())
     watcher.start()
     try:
         deadline = time.monotonic() + 30
@@ -312,3 +333,76 @@ def test_server_text_is_escaped_in_status(server: HostileImap, tmp_path: Path) -
     text = status.render_text(report)
     assert "\x1b" not in text and "\x07" not in text  # ... and shown escaped
     assert "\\x1b[2J" in text
+
+
+# -- one stuck mailbox never delays the others --------------------------------------------
+
+
+def test_a_stalled_mailbox_beside_dovecot_leaves_its_idle_latency_alone(
+    server: HostileImap,
+    imap_account: Account,
+    tmp_path: Path,
+    start_daemon: Callable[..., RunningDaemon],  # noqa: F811 - the fixture imported above
+) -> None:
+    db = tmp_path / "g.db"
+    server.folder("INBOX").add(release(1))
+    server.hang = {"EXAMINE"}  # its poll waits in a read for 10 minutes
+    stalled = {
+        "name": "hostile",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "security": "none",
+        "allow_plaintext": True,
+        "username": "user",
+        "password_env": "GOVFEED_TEST_PASSWORD",
+        "idle": False,
+        "timeout": 600,
+        "poll_interval": 3600,
+    }
+    config = write_config(tmp_path / "g.toml", db, stalled, mailbox(imap_account))
+    daemon = start_daemon(config, {"GOVFEED_TEST_PASSWORD": PASSWORD})
+    wait_until(lambda: server.saw("EXAMINE"), 20, "the hostile mailbox stalled")
+    daemon.wait_for("notify_watching")
+    wait_until(lambda: state(db).get("last_success_at"), 20, "Dovecot's first poll")
+    imap_account.deliver(release(2))
+    delivered = time.monotonic()
+    wait_until(lambda: stored_uids(db) == [1], 10, "the delivered message in the database")
+    assert time.monotonic() - delivered < 2.0  # as without a stalled neighbour
+    assert not daemon.events("poll_finished") or all(
+        e.get("mailbox") != "hostile" for e in daemon.events("poll_finished")
+    )  # the hostile poll is still stuck in its EXAMINE
+    daemon.send(signal.SIGTERM)
+    assert daemon.exit_code() == 0
+
+
+# -- any folder size, against a real Dovecot ----------------------------------------------
+
+
+def plain_message(n: int) -> bytes:
+    return (
+        f"From: sender{n % 7}@example.org\r\nTo: feeds@example.org\r\n"
+        f"Subject: Message {n}\r\nMessage-ID: <big.{n}@example.org>\r\n"
+        f"Date: Thu, 01 Aug 2024 12:00:00 +0000\r\n\r\nBody {n}.\r\n"
+    ).encode()
+
+
+@pytest.mark.slow
+def test_a_big_dovecot_folder_syncs_through_many_search_windows(
+    imap_account: Account, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bench does 1,000,000 messages; here 4,000 in windows of 500 UIDs, written
+    # straight into the Maildir as the bench does (APPEND would take longer).
+    count = 4_000
+    monkeypatch.setattr(imap_module, "SEARCH_WINDOW", 500)
+    home = imap_account.server.root / "mail" / imap_account.user / "cur"
+    home.mkdir(parents=True, exist_ok=True)
+    for n in range(1, count + 1):
+        (home / f"1700000000.M{n}P1.test:2,S").write_bytes(plain_message(n))
+    if os.getuid() == 0:  # Dovecot reads the mail as nobody (tests/dovecot.py)
+        subprocess.run(["chown", "-R", "65534:65534", str(home.parent)], check=True)
+    db = tmp_path / "db.sqlite"
+    result = poll(db, imap_account.mailbox_settings(batch_size=500))
+    assert result.ok and result.summary.read == count
+    assert stored_uids(db) == list(range(1, count + 1))
+    assert state(db)["last_uid"] == count
+    assert poll(db, imap_account.mailbox_settings()).summary.read == 0  # nothing twice

@@ -19,6 +19,7 @@ with a timeout, so a hang fails its test instead of stalling the run.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import email
 import json
 import re
@@ -105,7 +106,7 @@ def check_analysis(analysis: Analysis) -> None:
         assert not UNEXPECTED_ERROR.match(analysis.error), analysis.error
     else:
         assert analysis.result is not None
-    assert_storable(analysis.fields)
+    assert_storable(dataclasses.astuple(analysis.facts))
     if isinstance(analysis.result, Release):
         release = analysis.result
         assert_storable([getattr(release, name) for name in release.__slots__])

@@ -141,8 +141,8 @@ def test_reparse_keeps_what_an_operator_released_after_review(tmp_path: Path) ->
         assert result.exit_code == 0, result.output
         assert "quarantined 0" in result.stdout
         assert rows(db, "select id, status from releases") == [(1, "published")]
-        assert rows(db, "select status, error from messages") == [
-            ("stored", "released after review: quarantined: no trusted_authserv_ids configured")
+        assert rows(db, "select status, error, released_at is not null from messages") == [
+            ("stored", None, 1)
         ]
 
 
@@ -156,10 +156,11 @@ def test_reparse_applies_an_improved_extraction(tmp_path: Path) -> None:
         conn.execute("delete from release_versions where release_id = 2")
         conn.execute("delete from releases where id = 2")
         conn.execute("update messages set release_id = 1 where id = 1")
-    assert reparse(db).strip() == (
+    assert reparse(db).splitlines() == [
         "reparsed 2 messages: releases kept 1, new 1, dropped 0;"
-        " new versions 0, duplicates 0, ignored 0, failed 0, quarantined 0"
-    )
+        " new versions 0, duplicates 0, ignored 0, failed 0, quarantined 0",
+        "changed: messages failed -> stored 2, releases none -> published 1",
+    ]
     assert rows(
         db, "select id, title like 'Joint Press Release%', body_text != '' from releases"
     ) == [
@@ -274,9 +275,12 @@ def test_forged_government_mail_is_quarantined_then_released_after_review(
     assert out.strip().endswith("quarantined 1")
     [(release_id, status)] = rows(db, "select id, status from releases")
     assert status == "quarantined"
-    [(message_status, error, auth)] = rows(db, "select status, error, auth from messages")
-    assert message_status == "quarantined"
-    assert error.startswith("quarantined: ")
+    [(message_status, error, reason, auth)] = rows(
+        db, "select status, error, quarantine_reason, auth from messages"
+    )
+    assert (message_status, error) == ("quarantined", None)
+    assert "dmarc=fail" in reason
+    assert rows(db, "select quarantine_reason from releases") == [(reason,)]
     assert not auth.startswith("pass")
 
     runner = CliRunner()
@@ -317,12 +321,15 @@ def test_unauthenticated_copy_never_changes_a_published_release(tmp_path: Path) 
     code, out, _ = import_paths(db, copy)
     assert code == 0
     assert "quarantined 1" in out
-    assert snapshot(db)["releases"] == before
+    after = snapshot(db)["releases"]
+    assert after[:1] == before  # the published release is as it was
+    assert [row[-1] for row in after] == ["published", "quarantined"]  # the copy: apart
 
 
-def test_an_authenticated_mail_replaces_a_forged_copy_seen_before_it(tmp_path: Path) -> None:
+def test_a_forged_copy_seen_first_never_becomes_the_real_release(tmp_path: Path) -> None:
     """A forger who mails a doctored copy first, dated in the future so that it would look
-    like the newest text, must not have it published when the real release arrives."""
+    like the newest text: it stays a quarantined release of its own (its sender is
+    unverified, the real one is account USDOD), and the real release is published apart."""
     db = tmp_path / "g.db"
     genuine = (DATA / "dod-release.eml").read_bytes()
     forged = (
@@ -336,18 +343,16 @@ def test_an_authenticated_mail_replaces_a_forged_copy_seen_before_it(tmp_path: P
     assert "quarantined 1" in import_paths(db, copy)[1]
     assert rows(db, "select status from releases") == [("quarantined",)]
     code, out, _ = import_paths(db, DATA / "dod-release.eml")
-    assert code == 0 and "new releases 0, new versions 1" in out
-    [(status, body, latest, messages)] = rows(
-        db, "select status, body_text, latest_sent_at, message_count from releases"
+    assert code == 0 and "new releases 1, new versions 0" in out
+    releases = rows(
+        db, "select status, sender, body_text like '%Minister Shin%' from releases order by id"
     )
-    assert status == "published" and messages == 2
-    assert "Minister Shin" in body and "Someone" not in body
-    assert latest.startswith("2024-07-28")
-    # Readers' Release versions show the authenticated text only; the forged one is kept
-    # for the operator in release_versions.
+    assert releases == [
+        ("quarantined", "unverified:usdod@public.govdelivery.com", 0),
+        ("published", "account:USDOD", 1),
+    ]
     shown = rows(db, "select body_text from published_release_versions")
     assert len(shown) == 1 and "Minister Shin" in str(shown[0][0])
-    assert rows(db, "select count(*) from release_versions") == [(2,)]
 
 
 @pytest.mark.parametrize("policy", ["quarantine", "reject"])
@@ -369,15 +374,18 @@ def test_a_forged_copy_under_the_real_message_id_cannot_hold_the_real_one_back(
     for path in (copy, DATA / "dod-release.eml"):
         args = ["--config", str(config), "--db", str(db), "import", str(path)]
         assert runner.invoke(cli, args).exit_code == 0
-    statuses = rows(db, "select status from messages order by id")
-    assert statuses == [("quarantined" if policy == "quarantine" else "failed",), ("stored",)]
-    [(status, body)] = rows(db, "select status, body_text from releases")
-    assert status == "published"
+    statuses = rows(db, "select status, message_id_clash from messages order by id")
+    assert statuses == [
+        ("quarantined" if policy == "quarantine" else "failed", None),
+        ("stored", 1),
+    ]
+    [(body,)] = rows(db, "select body_text from releases where status = 'published'")
     assert "Minister Shin" in str(body) and "Someone" not in str(body)
     # A third copy under that Message-ID, authenticated or not, adds nothing.
     again = tmp_path / "again.eml"
     again.write_bytes(genuine.replace(b"Subject:", b"X-Topic: other\r\nSubject:"))
     args = ["--config", str(config), "--db", str(db), "import", str(again)]
     assert runner.invoke(cli, args).exit_code == 0
-    assert rows(db, "select status from messages order by id")[-1] == ("duplicate",)
-    assert "Minister Shin" in str(rows(db, "select body_text from releases")[0][0])
+    assert rows(db, "select status, duplicate_of from messages order by id")[-1] == ("duplicate", 2)
+    [(body,)] = rows(db, "select body_text from releases where status = 'published'")
+    assert "Minister Shin" in str(body)

@@ -12,12 +12,17 @@ from govfeed.cli import cli
 from govfeed.store import Store
 
 
-def write_config(tmp_path: Path, db: Path, poll_interval: int = 60) -> Path:
+def write_config(
+    tmp_path: Path, db: Path, poll_interval: int = 60, trusted: str = '["mx.google.com"]'
+) -> Path:
     config = tmp_path / "govfeed.toml"
     config.write_text(
         f"""
 [database]
 path = "{db}"
+
+[authentication]
+trusted_authserv_ids = {trusted}
 
 [[mailboxes]]
 name = "dod"
@@ -111,3 +116,19 @@ def test_each_folder_shows_how_it_is_watched_and_when_last_checked(tmp_path: Pat
     text = run(config).output
     assert "WATCH" in text and "CHECKED" in text
     assert "dod/Archive     sweep" in text
+
+
+def test_no_trusted_server_is_degraded_with_the_reason(tmp_path: Path) -> None:
+    """Without a trusted authserv-id every bulletin is quarantined: status must say so."""
+    db = tmp_path / "g.db"
+    config = write_config(tmp_path, db, trusted="[]")
+    with Store(db) as store:
+        store.save_cursor("dod", "INBOX", 7, 120)
+        store.save_cursor("dod", "Archive", 8, 3)
+    result = run(config, "--json")
+    report = json.loads(result.stdout)
+    assert result.exit_code == 1
+    assert report["problems"] == [
+        "no trusted_authserv_ids (mailbox dod): government mail will be quarantined"
+    ]
+    assert all(folder["healthy"] for folder in report["folders"])

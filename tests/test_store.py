@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -10,24 +10,40 @@ import pytest
 from govfeed import dedupe, schema
 from govfeed.errors import StoreError
 from govfeed.schema import SCHEMA_VERSION
-from govfeed.store import MessageRow, Store
+from govfeed.store import MessageRow, ReleaseRow, Store
 from tests.test_dedupe import BASE
 
 
+@dataclass(frozen=True)
+class Saved:
+    release_id: int
+    created: bool
+    new_version: bool
+
+
 def save(store: Store, release=BASE, sent_at="2024-07-28T14:00:00Z", n=1):  # type: ignore[no-untyped-def]
+    """Store one message of `release` the way the pipeline does for a published release."""
     pk = store.insert_message(
         MessageRow(sha256=f"sha{n}", mailbox="import", source="t", size=3, status="stored"), b"raw"
     )
     identity = dedupe.identify(release)
-    return store.save_release(
-        release,
-        keys=identity.keys,
-        lookup=identity.lookup,
-        content_hash=identity.content_hash,
-        message_pk=pk,
-        sent_at=sent_at,
+    row = ReleaseRow(
+        sender="account:USDOD",
+        agency=release.agency,
+        agency_as_written=release.agency,
         status="published",
+        quarantine_reason=None,
+        content_hash=identity.content_hash,
+        sent_at=sent_at,
     )
+    found = store.find_release(identity.lookup, identity.content_hash)
+    if found is None:
+        release_id = store.create_release(release, row, None)
+    else:
+        release_id = found.id
+        store.join_release(release_id, release, row)
+    new = store.record_release(release_id, release, identity.keys, pk, row)
+    return Saved(release_id, found is None, new and found is not None)
 
 
 def test_open_sets_wal_and_records_migrations(tmp_path: Path) -> None:
@@ -127,7 +143,23 @@ def test_a_database_of_an_older_schema_is_upgraded_in_place(
     path = tmp_path / "g.db"
     monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])
     with Store(path) as old:
-        save(old)
+        old.conn.execute(
+            "insert into releases (id, title, release_type, release_date, agency, body_text,"
+            " status, message_count) values (1, ?, 'release', '2024-07-27', ?, 'Text.',"
+            " 'published', 1)",
+            (BASE.title, BASE.agency),
+        )
+        old.conn.execute(
+            "insert into release_versions (release_id, version, content_hash, title)"
+            " values (1, 1, 'h', ?)",
+            (BASE.title,),
+        )
+        old.conn.execute(
+            "insert into messages (id, sha256, mailbox, status, error, release_id) values"
+            " (1, 'a', 'import', 'quarantined', 'quarantined: no trusted_authserv_ids', null),"
+            " (2, 'b', 'import', 'stored',"
+            " 'released after review: quarantined: DKIM failed', 1)"
+        )
         old.conn.execute(
             "insert into mailbox_state (mailbox, folder, uidvalidity, last_uid)"
             " values ('dod', 'INBOX', 42, 17)"
@@ -141,5 +173,19 @@ def test_a_database_of_an_older_schema_is_upgraded_in_place(
             n for (n,) in store.conn.execute("select name from sqlite_master where type = 'view'")
         }
         assert {"published_releases", "published_release_versions"} <= views
+        assert "published_contract_awards" in views
         [(title,)] = store.conn.execute("select title from published_release_versions").fetchall()
         assert title == BASE.title
+        # migration 5: the review reason and the operator's release get columns of their own
+        messages = store.conn.execute(
+            "select status, error, quarantine_reason, released_at is not null from messages"
+        ).fetchall()
+        assert messages == [
+            ("quarantined", None, "no trusted_authserv_ids", 0),
+            ("stored", None, "DKIM failed", 1),
+        ]
+        assert store.released_after_review() == {2}
+        [(agency, written)] = store.conn.execute(
+            "select agency, agency_as_written from releases"
+        ).fetchall()
+        assert agency == written == BASE.agency

@@ -11,9 +11,11 @@ only a chunk that breaks the new pool too is recorded as failed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
+import re
 import signal
 import threading
 from collections import deque
@@ -22,15 +24,17 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from govfeed.auth import AuthPolicy, authenticate
+from govfeed.auth import authenticate, signed_headers
+from govfeed.decide import Assessment, Candidate, SenderFacts, TrustPolicy, assess
 from govfeed.errors import GovfeedError
 from govfeed.extract import extract_release
+from govfeed.extract.links import account_code_from_url
 from govfeed.formats import compress_raw, iso
-from govfeed.models import Ignored, ParsedMessage, RawMessage, Release
+from govfeed.models import Ignored, MessageFacts, ParsedMessage, RawMessage, Release
 from govfeed.parse import parse_message
 
 if TYPE_CHECKING:  # not at run time: the workers import this module, not pydantic
@@ -43,52 +47,50 @@ MIN_PARALLEL = 2 * CHUNK  # fewer messages than this are analysed in-process
 _MAX_ERROR_CHARS = 1000
 PARENT_CHECK_SECONDS = 0.5  # how soon a worker notices that the main process died
 _WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerPolicy:
-    """A plain copy of `AuthenticationSettings` for the parsing workers: unpickling the
-    pydantic model would import pydantic (and govfeed.config) in every worker."""
-
-    trusted_authserv_ids: tuple[str, ...]
-    unauthenticated: Literal["publish", "quarantine", "reject"]
-    sender_domains: tuple[str, ...]
-    dkim_verify: bool
-
-    @classmethod
-    def of(cls, settings: AuthPolicy) -> WorkerPolicy:
-        return cls(
-            tuple(settings.trusted_authserv_ids),
-            settings.unauthenticated,
-            tuple(settings.sender_domains),
-            settings.dkim_verify,
-        )
+_ID_HEADERS = frozenset({"x-bulletin-id", "x-mailing-id"})  # read by extract/facts.py
 
 
 @dataclass(frozen=True, slots=True)
 class Analysis:
-    """What parse and extract made of one message; pure data, picklable."""
+    """What parse, authenticate, extract and assess made of one message; picklable."""
 
-    fields: dict[str, Any]  # messages-table columns taken from the headers (and `auth`)
+    facts: MessageFacts
     result: Release | Ignored | None  # None after an error
     error: str | None
+    assessment: Assessment | None = None  # None after an error
+    body_sha256: str | None = None  # the bytes after the header block: copies differ above it
     compressed: bytes | None = None  # the raw bytes as stored, made here to spare the writer
-    action: str = "publish"  # the sender verdict's action: publish, quarantine or reject
-    auth_reason: str | None = None  # why the sender was not trusted, when it was not
+
+    def candidate(self) -> Candidate:
+        """The writer's view (decide.Candidate)."""
+        if self.error is not None or self.assessment is None:
+            return Candidate("failed", None, self.body_sha256, self.error)
+        if isinstance(self.result, Ignored) or self.result is None:
+            reason = self.result.reason if self.result else None
+            return Candidate("ignored", self.assessment.sender, self.body_sha256, reason)
+        a = self.assessment
+        return Candidate(a.status, a.sender, self.body_sha256, a.reason)
 
 
-def analyze(data: bytes, policy: AuthPolicy) -> Analysis:
-    """Parse, extract and authenticate one message; any failure becomes an error string."""
-    analysis = _analyze(data, policy)
-    return replace(analysis, compressed=compress_raw(data))
+def analyze(data: bytes, policy: TrustPolicy | AuthenticationSettings) -> Analysis:
+    """Parse, authenticate, extract and assess one message; any failure is an error string."""
+    analysis = _analyze(data, as_trust_policy(policy))
+    return replace(analysis, body_sha256=body_sha256(data), compressed=compress_raw(data))
 
 
-def _analyze(data: bytes, policy: AuthPolicy) -> Analysis:
+def body_sha256(data: bytes) -> str:
+    """SHA-256 of the body bytes: two deliveries of one mail differ only in their headers."""
+    at = data.find(b"\r\n\r\n")
+    cut = at + 4 if at >= 0 else data.find(b"\n\n") + 2
+    return hashlib.sha256(data[max(cut, 0) :] if cut > 1 else b"").hexdigest()
+
+
+def _analyze(data: bytes, policy: TrustPolicy) -> Analysis:
     try:
         parsed = parse_message(RawMessage(data=data, source="analysis"))
     except Exception as err:  # noqa: BLE001 - per-message boundary: record, keep going
-        return Analysis({}, None, _error_text("parse", err))
-    fields = _header_fields(parsed)
+        return Analysis(MessageFacts(), None, _error_text("parse", err))
+    facts = _header_facts(parsed)
     try:
         result = extract_release(parsed)
         verdict = authenticate(
@@ -100,21 +102,52 @@ def _analyze(data: bytes, policy: AuthPolicy) -> Analysis:
             dkim_verify=policy.dkim_verify,
             claims_government=isinstance(result, Release),
         )
+        signed = signed_headers(parsed.headers, verdict)
+        # An identity header the authenticating signature does not cover is the sender's
+        # word only: the release must not take its bulletin id from it (rare: read again).
+        if isinstance(result, Release) and any(n.lower() in _ID_HEADERS for n, _ in parsed.headers):
+            kept = tuple((n, v) for n, v in parsed.headers if n.lower() not in _ID_HEADERS - signed)
+            if len(kept) < len(parsed.headers):
+                result = extract_release(replace(parsed, headers=kept))
     except Exception as err:  # noqa: BLE001 - per-message boundary: record, keep going
-        return Analysis(fields, None, _error_text("extract", err))
-    fields["auth"] = verdict.summary()
+        return Analysis(facts, None, _error_text("extract", err))
+    facts = replace(facts, auth=verdict.summary())
+    sender = SenderFacts(
+        from_address=facts.from_address,
+        from_name=facts.from_name,
+        auth_result=verdict.result,
+        auth_action=verdict.action,
+        auth_reason=verdict.reason,
+        unauthenticated=policy.unauthenticated,
+        header_account=parsed.header("X-Accountcode"),
+        list_account=_list_account(parsed.header("List-Unsubscribe")),
+        signed=signed,
+    )
+    written = result.agency if isinstance(result, Release) else None
+    assessment = assess(
+        sender, policy.registry, is_release=isinstance(result, Release), agency_as_written=written
+    )
     if isinstance(result, Release):
-        sender = result.sender
-        fields.update(
-            reply_to=sender.reply_to or fields.get("reply_to"),
-            list_unsubscribe=sender.list_unsubscribe,
-            subscriber=sender.subscriber,
+        s = result.sender
+        facts = replace(
+            facts,
+            reply_to=s.reply_to or facts.reply_to,
+            list_unsubscribe=s.list_unsubscribe,
+            subscriber=s.subscriber,
         )
-    reason = None if verdict.action == "publish" else verdict.reason
-    return Analysis(fields, result, None, action=verdict.action, auth_reason=reason)
+    return Analysis(facts, result, None, assessment)
 
 
-def analyze_many(datas: list[bytes], policy: AuthPolicy) -> list[Analysis]:
+def _list_account(value: str | None) -> str | None:
+    """The GovDelivery account a List-Unsubscribe URL names, if any."""
+    for url in re.findall(r"https?://[^\s<>,]+", value or "")[:4]:
+        code = account_code_from_url(url)
+        if code:
+            return code
+    return None
+
+
+def analyze_many(datas: list[bytes], policy: TrustPolicy) -> list[Analysis]:
     return [analyze(data, policy) for data in datas]
 
 
@@ -148,15 +181,10 @@ class Analyzer:
     """Runs `analyze` over streams, in a lazily started process pool when it pays."""
 
     def __init__(
-        self, workers: int | None = None, policy: AuthenticationSettings | None = None
+        self, workers: int | None = None, policy: TrustPolicy | AuthenticationSettings | None = None
     ) -> None:
-        if policy is None:
-            from govfeed.config import AuthenticationSettings
-
-            policy = AuthenticationSettings()
         self.workers = default_workers() if workers is None else workers
-        self.policy = policy
-        self._worker_policy = WorkerPolicy.of(policy)
+        self.policy = as_trust_policy(policy)
         self._pool: ProcessPoolExecutor | None = None
 
     def close(self) -> None:
@@ -211,7 +239,7 @@ class Analyzer:
                 initargs=(os.getpid(),),
             )
         try:
-            return self._pool.submit(analyze_many, datas, self._worker_policy)
+            return self._pool.submit(analyze_many, datas, self.policy)
         except BrokenProcessPool:
             self.close()
             return self._submit(datas)
@@ -233,29 +261,39 @@ class Analyzer:
             except BrokenProcessPool as err:
                 self.close()
                 log.warning("analysis_worker_died", messages=len(todo))
-                results = iter([Analysis({}, None, _error_text("analysis", err))] * len(todo))
+                failed = Analysis(MessageFacts(), None, _error_text("analysis", err))
+                results = iter([failed] * len(todo))
         for raw, was_skipped in zip(chunk, skipped, strict=True):
             yield raw, None if was_skipped else next(results)
 
 
-def _header_fields(parsed: ParsedMessage) -> dict[str, Any]:
+def as_trust_policy(policy: TrustPolicy | AuthenticationSettings | None) -> TrustPolicy:
+    """A TrustPolicy; [authentication] settings get the built-in agency registry."""
+    if isinstance(policy, TrustPolicy):
+        return policy
+    from govfeed.config import AuthenticationSettings, trust_policy  # main process only
+
+    return trust_policy(policy if policy is not None else AuthenticationSettings())
+
+
+def _header_facts(parsed: ParsedMessage) -> MessageFacts:
     sender = parsed.from_
     attachments = [
         {"filename": a.filename, "content_type": a.content_type, "size": a.size}
         for a in parsed.attachments
     ]
-    return {
-        "message_id": parsed.message_id,
-        "from_name": sender.name if sender else None,
-        "from_address": sender.address if sender else None,
-        "reply_to": ", ".join(a.address for a in parsed.reply_to) or None,
-        "to_address": ", ".join(a.address for a in parsed.to) or None,
-        "list_unsubscribe": parsed.header("List-Unsubscribe"),
-        "subject": parsed.subject or None,
-        "sent_at": iso(parsed.sent_at),
-        "defects": _json_list(list(parsed.defects)),
-        "attachments": _json_list(attachments),
-    }
+    return MessageFacts(
+        message_id=parsed.message_id,
+        from_name=sender.name if sender else None,
+        from_address=sender.address if sender else None,
+        reply_to=", ".join(a.address for a in parsed.reply_to) or None,
+        to_address=", ".join(a.address for a in parsed.to) or None,
+        list_unsubscribe=parsed.header("List-Unsubscribe"),
+        subject=parsed.subject or None,
+        sent_at=iso(parsed.sent_at),
+        defects=_json_list(list(parsed.defects)),
+        attachments=_json_list(attachments),
+    )
 
 
 def _json_list(items: list[Any]) -> str | None:

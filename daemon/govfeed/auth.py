@@ -22,7 +22,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 
 class AuthPolicy(Protocol):
@@ -57,16 +57,6 @@ _ORIGINATOR_FIELDS = frozenset(
 _FAILURES = frozenset({"fail", "permerror", "policy", "neutral", "softfail", "hardfail"})
 _MAX_AR_CHARS = 16 * 1024  # real ones are under 2 KB; a longer one is junk
 _MAX_SIGNATURES = 8  # DKIM signatures tried locally, each may cost a DNS lookup
-# Multi-label public suffixes: the organizational domain is one label more than these.
-# Enough for the senders we trust (.gov, .mil, .com, .org, .us, UK councils); a sender
-# domain under any other multi-label suffix would align too loosely, so do not list one.
-_SUFFIXES = frozenset(
-    str.split(
-        "co.uk org.uk gov.uk ac.uk nhs.uk police.uk mod.uk ltd.uk plc.uk net.uk sch.uk me.uk "
-        "com.au gov.au org.au net.au edu.au co.nz govt.nz org.nz"
-    )
-)
-_US_LOCALITY = frozenset({"k12", "cc", "lib"})  # k12.ma.us is itself a public suffix
 # Possessive quantifiers: linear time on any input, no backtracking.
 _COMMENT = re.compile(r"\((?:[^()\\]++|\\.)*+\)")  # an innermost comment
 _PAIR = re.compile(r'([A-Za-z0-9][\w.\-/]*+)\s*+=\s*+("(?:[^"\\]++|\\.)*+"?|[^\s";]*+)')
@@ -174,6 +164,42 @@ def authenticate(
     return Verdict(
         result, evidence.method, evidence.authserv_id, evidence.domain, bool(why), action, reason
     )
+
+
+def signed_headers(headers: Sequence[tuple[str, str]], verdict: Verdict) -> frozenset[str]:
+    """The header names (lower-case) the DKIM signature that authenticated the message
+    covers completely: named in its h= tag at least as often as the field occurs (DKIM signs
+    the bottom-most instances, so an extra copy added above would go unsigned). Empty
+    unless the verdict is a DKIM pass. A header outside this set is the sender's word only:
+    nothing that identifies a release may come from it (decide.py)."""
+    if verdict.result != "pass" or verdict.method != "dkim" or not verdict.domain:
+        return frozenset()
+    counts: dict[str, int] = {}
+    for name, _ in headers:
+        key = name.strip().lower()
+        counts[key] = counts.get(key, 0) + 1
+    for name, value in headers:
+        if name.strip().lower() != "dkim-signature":
+            continue
+        tags = _dkim_tags(value)
+        if _bare_domain(tags.get("d", "")) != verdict.domain or "l" in tags:
+            continue
+        named: dict[str, int] = {}
+        for field in tags.get("h", "").split(":"):
+            key = field.strip().lower()
+            named[key] = named.get(key, 0) + 1
+        return frozenset(k for k, n in counts.items() if named.get(k, 0) >= n)
+    return frozenset()
+
+
+def _dkim_tags(value: str) -> dict[str, str]:
+    """tag=value pairs of a DKIM-Signature (RFC 6376 §3.2), whitespace removed."""
+    tags = {}
+    for part in value[:_MAX_AR_CHARS].split(";"):
+        key, sep, val = part.partition("=")
+        if sep:
+            tags[key.strip().lower()] = "".join(val.split())
+    return tags
 
 
 def find_trusted_results(
@@ -409,14 +435,17 @@ def aligned(domain: str | None, from_domain: str | None) -> bool:
 
 @lru_cache(maxsize=1024)
 def organizational_domain(domain: str) -> str:
-    """The registrable domain by a small built-in public-suffix rule (see `_SUFFIXES`)."""
-    labels = domain.split(".")
-    keep = 2
-    if ".".join(labels[-2:]) in _SUFFIXES:
-        keep = 3
-    elif labels[-1] == "us" and len(labels) > 1 and len(labels[-2]) == 2:
-        keep = 4 if len(labels) > 2 and labels[-3] in _US_LOCALITY else 3
-    return ".".join(labels[-keep:])
+    """The registrable domain (DMARC's organizational domain, RFC 7489 §3.2) by the real
+    Public Suffix List (publicsuffixlist ships it, no download); a name that is itself a
+    public suffix is its own."""
+    return _public_suffixes().privatesuffix(domain) or domain
+
+
+@lru_cache(maxsize=1)
+def _public_suffixes() -> Any:
+    from publicsuffixlist import PublicSuffixList  # here: loading the list takes 0.1 s
+
+    return PublicSuffixList()
 
 
 def _claim(

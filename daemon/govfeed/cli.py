@@ -64,8 +64,8 @@ def cli(ctx: click.Context, config: Path | None, db: Path | None, log_level: str
 
     \b
     Example:
-        govfeed --db releases.db import ~/Maildir/dod
-        datasette releases.db
+        govfeed --config govfeed.toml import ~/Maildir/dod
+        govfeed --config govfeed.toml status
     """
     configure_logging(log_level)
     ctx.obj = Context(config=config, db=db)
@@ -89,13 +89,14 @@ def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None, batch_
     """Import .eml files, mbox files and Maildir folders.
 
     Every message is stored raw, de-duplicated, and extracted into a release when it is
-    a bulletin; the sender is judged by the config's [authentication] rules (without a
-    config no server is trusted, so government mail is quarantined). Prints one summary
-    line; exits 1 if a path could not be read.
+    a bulletin; the sender is judged by the config's [authentication] rules and agency
+    registry (without trusted_authserv_ids no sender can be authenticated, so government
+    mail is quarantined: a warning line says so). Prints one summary line; exits 1 if a
+    path could not be read.
 
     \b
     Example:
-        govfeed --db govfeed.db import examples/demo-maildir archive.mbox one.eml
+        govfeed --config govfeed.toml import ~/Maildir/dod archive.mbox one.eml
     """
     sources, problems = open_sources(list(paths))
     for problem in problems:
@@ -104,19 +105,21 @@ def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None, batch_
     show = sys.stderr.isatty() if progress is None else progress
     try:
         settings = obj.settings()
-        with Store(settings.database.path) as store:
+        _say_trust(settings, files=True)
+        policy = settings.authentication_for(None)
+        with Store(settings.database.path, group=settings.database.group) as store:
             if show and total:
                 with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
                     summary = pipeline.import_sources(
                         store,
                         sources,
-                        policy=settings.authentication,
+                        policy=policy,
                         on_message=lambda: bar.update(1),
                         batch_size=batch_size,
                     )
             else:
                 summary = pipeline.import_sources(
-                    store, sources, policy=settings.authentication, batch_size=batch_size
+                    store, sources, policy=policy, batch_size=batch_size
                 )
     except GovfeedError as err:
         raise click.ClickException(str(err)) from err
@@ -129,23 +132,36 @@ def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None, batch_
 
 @cli.command()
 @click.pass_obj
-def reparse(obj: Context) -> None:
-    """Re-extract every release from the stored raw messages.
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+)
+def reparse(obj: Context, progress: bool | None) -> None:
+    """Re-judge and re-extract every stored message under the current config.
 
-    Updates releases in place (their ids stay), rebuilds versions and message counts, and
-    drops releases no message supports any more. Running it twice changes nothing.
+    Everything is decided again from the raw mail: extraction, the sender verdict, who
+    sent it, its agency, published or quarantined, duplicates. Release ids stay; releases
+    no message supports any more are dropped. Prints a summary and what changed (e.g.
+    "releases published -> quarantined 2"). Running it twice changes nothing.
 
     \b
     Example:
-        govfeed --db govfeed.db reparse
+        govfeed --config /etc/govfeed/govfeed.toml reparse
     """
     try:
         settings = obj.settings()
-        with Store(settings.database.path) as store:
-            summary = pipeline.reparse(store, settings)
+        _say_trust(settings, files=True)
+        with Store(settings.database.path, group=settings.database.group) as store:
+            total = store.conn.execute("select count(*) from messages").fetchone()[0]
+            show = sys.stderr.isatty() if progress is None else progress
+            if show and total:
+                with click.progressbar(length=total, label="reparsing", file=sys.stderr) as bar:
+                    summary = pipeline.reparse(store, settings, on_message=lambda: bar.update(1))
+            else:
+                summary = pipeline.reparse(store, settings)
     except GovfeedError as err:
         raise click.ClickException(str(err)) from err
     click.echo(summary.reparse_line())
+    click.echo(summary.changes_line())
 
 
 @cli.command(name="release")
@@ -196,7 +212,8 @@ def status_(obj: Context, as_json: bool, max_age: float | None) -> None:
             for m in settings.mailboxes
             for folder in m.folders
         ]
-        report = status.collect_status(settings.database.path, watches)
+        warnings = settings.trust_warnings(files=not settings.mailboxes)
+        report = status.collect_status(settings.database.path, watches, warnings=warnings)
     except (GovfeedError, status.StatusError) as err:
         if as_json:
             click.echo(json.dumps({"healthy": False, "exit_code": 2, "error": str(err)}))
@@ -229,6 +246,7 @@ def run(obj: Context) -> None:
     configure_logging(root.params["log_level"], stream="stdout")  # a service's logs: stdout
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
+        _say_trust(obj.settings(), files=False)
         code = daemon.Daemon(obj.settings).run()
     except ConfigError as err:
         click.echo(f"error: {err}", err=True)
@@ -255,6 +273,7 @@ def poll(obj: Context) -> None:
         settings = obj.settings()
         if not settings.mailboxes:
             raise ConfigError(f"{settings.source or 'defaults'}: no [[mailboxes]] to poll")
+        _say_trust(settings, files=False)
         results = daemon.poll_once(settings)
     except ConfigError as err:
         click.echo(f"error: {err}", err=True)
@@ -313,6 +332,14 @@ def _check_mailbox(mailbox: MailboxSettings) -> bool:
     if missing:
         click.echo(f"          error: no such folder on the server: {', '.join(missing)}")
     return not missing
+
+
+def _say_trust(settings: Settings, *, files: bool) -> None:
+    """One line on stderr at start when the trust settings quarantine every bulletin."""
+    database = settings.database.path
+    source = settings.source or "no config file: built-in defaults"
+    for warning in settings.trust_warnings(files=files):
+        click.echo(f"warning: {warning} (database {database}; {source})", err=True)
 
 
 def main() -> None:

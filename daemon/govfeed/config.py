@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from govfeed.decide import Agency, TrustPolicy
 from govfeed.errors import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -81,6 +82,8 @@ class _Model(BaseModel):
 
 class DatabaseSettings(_Model):
     path: ConfigPath = DEFAULT_DATABASE
+    # A group that may read the database (0640 instead of 0600), e.g. the site's user's.
+    group: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]*[$]?$", max_length=32)
 
 
 class AuthenticationSettings(_Model):
@@ -95,6 +98,61 @@ class AuthenticationSettings(_Model):
     @classmethod
     def _lower(cls, values: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(value.strip().lower() for value in values if value.strip())
+
+
+class AgencySettings(_Model):
+    """One `[[agencies]]` entry of the registry: who an agency is, and which senders are its own.
+
+    A release carries a registered agency's name only when its authenticated sender is one
+    of `account_codes` (GovDelivery accounts) or `senders` (addresses, or domains with every
+    name under them); see decide.py.
+    """
+
+    name: str = Field(min_length=1, max_length=200)
+    aliases: tuple[str, ...] = ()
+    account_codes: tuple[str, ...] = ()
+    senders: tuple[str, ...] = ()
+    # How often the agency publishes, for `govfeed status`: e.g. 31 (hours); none = no alert.
+    expected_every_hours: float | None = Field(default=None, gt=0)
+
+    @field_validator("account_codes")
+    @classmethod
+    def _codes(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        codes = tuple(value.strip().upper() for value in values)
+        for code in codes:
+            if not re.fullmatch(r"[A-Z0-9_]{2,40}", code):
+                raise ValueError(f"{code!r} is no GovDelivery account code (letters, digits, _)")
+        return codes
+
+    @field_validator("senders")
+    @classmethod
+    def _senders(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        senders = tuple(value.strip().lower().rstrip(".") for value in values)
+        for sender in senders:
+            if not re.fullmatch(r"(?:[a-z0-9._%+-]+@)?[a-z0-9-]+(?:\.[a-z0-9-]+)+", sender):
+                raise ValueError(f"{sender!r} is neither an address nor a domain")
+        return senders
+
+
+# The built-in registry: a config's [[agencies]] add to it, and an entry with the same name
+# replaces the built-in one. DoD signs as the Department of War since September 2025.
+DEFAULT_AGENCIES = (
+    AgencySettings(
+        name="U.S. Department of Defense",
+        aliases=(
+            "U.S. Department of War",
+            "US Department of War",
+            "Department of War",
+            "US Department of Defense",
+            "Department of Defense",
+            "DoD",
+            "DOD",
+        ),
+        account_codes=("USDOD",),
+        senders=("usdod@public.govdelivery.com", "defense.gov", "war.gov"),
+        expected_every_hours=None,
+    ),
+)
 
 
 class MailboxSettings(_Model):
@@ -200,8 +258,11 @@ class MailboxSettings(_Model):
         """(key, where) of the secret, safe to show: e.g. ("password_env", "IMAP_PW")."""
         for key in SECRET_KEYS:
             value = getattr(self, key)
+            if isinstance(value, tuple):  # a token command: its arguments may hold secrets
+                hidden = f" ({len(value) - 1} arguments not shown)" if len(value) > 1 else ""
+                return key, value[0] + hidden
             if value is not None:
-                return key, " ".join(value) if isinstance(value, tuple) else str(value)
+                return key, str(value)
         raise AssertionError("validated settings always have a secret source")
 
 
@@ -211,6 +272,7 @@ class Settings(_Model):
     database: DatabaseSettings = DatabaseSettings()
     authentication: AuthenticationSettings = AuthenticationSettings()
     mailboxes: tuple[MailboxSettings, ...] = ()
+    agencies: tuple[AgencySettings, ...] = ()
     _source: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
@@ -221,6 +283,24 @@ class Settings(_Model):
                 raise ValueError(f"mailboxes[{index}].name: {mailbox.name!r} is used twice")
             seen.add(mailbox.name)
         return self
+
+    @model_validator(mode="after")
+    def _unique_agencies(self) -> Settings:
+        seen: dict[str, str] = {}
+        for index, agency in enumerate(self.agencies):
+            for name in (agency.name, *agency.aliases):
+                key = " ".join(name.casefold().split())
+                if key in seen and seen[key] != agency.name:
+                    raise ValueError(f"agencies[{index}]: {name!r} already names {seen[key]!r}")
+                seen[key] = agency.name
+        return self
+
+    @property
+    def registry(self) -> tuple[AgencySettings, ...]:
+        """The agency registry: the built-in agencies, then the config's; a config entry
+        with a built-in's name replaces it."""
+        names = {agency.name for agency in self.agencies}
+        return (*(a for a in DEFAULT_AGENCIES if a.name not in names), *self.agencies)
 
     @property
     def source(self) -> Path | None:
@@ -233,18 +313,46 @@ class Settings(_Model):
                 return mailbox
         raise ConfigError(f"no mailbox named {name!r} in the configuration")
 
-    def authentication_for(self, mailbox: str | None) -> AuthenticationSettings:
-        """The authentication policy for one mailbox (its overrides applied); `None` or an
-        unknown name (such as "import") gets the global `[authentication]` settings."""
+    def authentication_for(self, mailbox: str | None) -> TrustPolicy:
+        """The trust policy for one mailbox (its overrides applied, the agency registry
+        included); `None` or an unknown name (such as "import") gets the global
+        `[authentication]` settings."""
+        auth = self.authentication
         found = [m for m in self.mailboxes if m.name == mailbox]
-        if not found:
-            return self.authentication
         overrides: dict[str, Any] = {}
-        if found[0].trusted_authserv_ids is not None:
+        if found and found[0].trusted_authserv_ids is not None:
             overrides["trusted_authserv_ids"] = found[0].trusted_authserv_ids
-        if found[0].unauthenticated is not None:
+        if found and found[0].unauthenticated is not None:
             overrides["unauthenticated"] = found[0].unauthenticated
-        return self.authentication.model_copy(update=overrides)
+        return trust_policy(auth.model_copy(update=overrides), self.registry)
+
+    def trust_warnings(self, *, files: bool = True) -> list[str]:
+        """What an operator must hear at start: settings that quarantine every bulletin.
+        `files`: also the policy of `govfeed import` (the global one); else the mailboxes'."""
+        names: list[str | None] = [m.name for m in self.mailboxes]
+        if files or not names:
+            names.append(None)
+        untrusted = [n for n in names if not self.authentication_for(n).trusted_authserv_ids]
+        if not untrusted:
+            return []
+        where = ", ".join(f"mailbox {n}" if n else "[authentication]" for n in untrusted)
+        return [f"no trusted_authserv_ids ({where}): government mail will be quarantined"]
+
+
+def trust_policy(
+    auth: AuthenticationSettings, registry: tuple[AgencySettings, ...] = DEFAULT_AGENCIES
+) -> TrustPolicy:
+    """A plain copy of `auth` and the registry, for the parsing workers and decide.py."""
+    return TrustPolicy(
+        trusted_authserv_ids=tuple(auth.trusted_authserv_ids),
+        unauthenticated=auth.unauthenticated,
+        sender_domains=tuple(auth.sender_domains),
+        dkim_verify=auth.dkim_verify,
+        registry=tuple(
+            Agency(a.name, tuple(a.aliases), tuple(a.account_codes), tuple(a.senders))
+            for a in registry
+        ),
+    )
 
 
 def load_settings(path: Path | None = None, *, db_override: Path | None = None) -> Settings:
@@ -337,29 +445,38 @@ def _known_keys() -> list[str]:
         DatabaseSettings,
         AuthenticationSettings,
         MailboxSettings,
+        AgencySettings,
     ]
     return sorted({name for model in models for name in model.model_fields})
 
 
 def secret_file_warnings(settings: Settings) -> list[dict[str, str]]:
-    """A warning (mailbox, key, path, mode) per secret file that group or others can read."""
+    """A warning (mailbox, key, path, mode, problem) per secret file that group or others
+    can read, or whose folder group or others can write (they could swap the file)."""
     warnings = []
     for mailbox in settings.mailboxes:
         for key in ("password_file", "oauth2_token_file"):
             path: Path | None = getattr(mailbox, key)
-            try:
-                mode = path.stat().st_mode if path is not None else 0
-            except OSError:
-                continue  # may only exist at run time (a systemd credential); read_secret says
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                warnings.append(
-                    {
-                        "mailbox": mailbox.name,
-                        "key": key,
-                        "path": str(path),
-                        "mode": f"{stat.S_IMODE(mode):04o}",
-                    }
-                )
+            if path is None:
+                continue
+            for checked, mask, problem in (
+                (path, stat.S_IRWXG | stat.S_IRWXO, "readable by group or others"),
+                (path.parent, stat.S_IWGRP | stat.S_IWOTH, "in a folder group or others can write"),
+            ):
+                try:
+                    mode = checked.stat().st_mode
+                except OSError:
+                    continue  # may only exist at run time (a systemd credential); read_secret says
+                if mode & mask and not (checked != path and mode & stat.S_ISVTX):
+                    warnings.append(
+                        {
+                            "mailbox": mailbox.name,
+                            "key": key,
+                            "path": str(checked),
+                            "mode": f"{stat.S_IMODE(mode):04o}",
+                            "problem": problem,
+                        }
+                    )
     return warnings
 
 

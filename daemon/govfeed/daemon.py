@@ -116,7 +116,9 @@ class Daemon:
 
     def run(self) -> int:
         """Run until SIGTERM or SIGINT; returns the exit code (0)."""
-        Store(self.settings.database.path).close()  # an unusable database fails right here
+        Store(
+            self.settings.database.path, group=self.settings.database.group
+        ).close()  # an unusable database fails right here
         with _signals(self._on_stop, self._on_reload):
             self._scheduler.start()
             try:
@@ -239,7 +241,7 @@ class Daemon:
 
     def _checkpoint(self) -> None:
         try:
-            with Store(self.settings.database.path) as store:
+            with Store(self.settings.database.path, group=self.settings.database.group) as store:
                 if not store.checkpoint():
                     log.debug("checkpoint_incomplete", reason="a reader holds an old snapshot")
         except Exception as err:  # noqa: BLE001 - a job of its own: log and try next time
@@ -286,5 +288,5 @@ def poll_once(settings: Settings) -> list[sync.PollResult]:
         log.info("stop_requested", signal=signal.Signals(signum).name)
         stop.set()
 
-    with _signals(on_stop), Store(settings.database.path) as store:
+    with _signals(on_stop), Store(settings.database.path, group=settings.database.group) as store:
         return [sync.poll_mailbox(store, settings, m, stop=stop) for m in settings.mailboxes]

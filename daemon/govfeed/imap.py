@@ -40,6 +40,7 @@ from govfeed.errors import (
     ImapLimitError,
     ImapRuleViolation,
 )
+from govfeed.imapdata import MAX_UID, Batch, groups, number, split_fetch
 from govfeed.imapio import BoundedClient, Cutoff
 from govfeed.models import RawMessage
 
@@ -57,6 +58,13 @@ _NEW_MAIL = (b"EXISTS", b"RECENT")
 _FAILURES = (imaplib.IMAP4.error, OSError, EOFError)
 # Those of them after which the connection is unusable (rather than a NO or BAD answer).
 _BROKEN = (imaplib.IMAP4.abort, ProtocolError, OSError, EOFError)
+# What imapclient's and imaplib's parsers raise on an answer that makes no sense (a
+# UIDVALIDITY of "abc", a truncated FETCH): the server's fault, so an ImapError.
+_GARBAGE = (ValueError, IndexError, KeyError, TypeError, AttributeError)
+SEARCH_WINDOW = 50_000  # UIDs per UID SEARCH: the answer stays far below 1 MB
+FETCH_BYTES_PER_SECOND = 128 * 1024  # a FETCH's deadline grows by a second per 128 KiB
+HEADER_BYTES = 64 * 1024  # what is kept of an oversized message: its first 64 KiB of header
+_COMMAND_BYTES = 4 << 20  # what any other command's answer may carry, all lines together
 # A refusal for a limit rather than for the credentials: RFC 5530's UNAVAILABLE and LIMIT,
 # and the wording of servers that say it in words (Dovecot's "Maximum number of connections
 # from user+IP exceeded", Gmail's "Too many simultaneous connections").
@@ -72,14 +80,6 @@ TCP_KEEPIDLE_SECONDS = 60
 TCP_KEEPINTVL_SECONDS = 15
 TCP_KEEPCNT = 4
 FolderNumbers = tuple[int, int, int]  # (UIDVALIDITY, UIDNEXT, MESSAGES) of a folder
-# What imapclient's and imaplib's parsers raise on an answer that makes no sense (a
-# UIDVALIDITY of "abc", a truncated FETCH): the server's fault, so an ImapError.
-_GARBAGE = (ValueError, IndexError, KeyError, TypeError, AttributeError)
-SEARCH_WINDOW = 50_000  # UIDs per UID SEARCH: the answer stays far below 1 MB
-FETCH_BYTES_PER_SECOND = 128 * 1024  # a FETCH's deadline grows by a second per 128 KiB
-HEADER_BYTES = 64 * 1024  # what is kept of an oversized message: its first 64 KiB of header
-_COMMAND_BYTES = 4 << 20  # what any other command's answer may carry, all lines together
-_MAX_UID = 2**32 - 1  # RFC 3501: UIDs and UIDVALIDITY are non-zero 32-bit numbers
 
 
 class ImapSession:
@@ -224,12 +224,12 @@ class ImapSession:
     def folder_status(self, folder: str) -> tuple[int, int]:
         """(UIDVALIDITY, UIDNEXT) of `folder`, from a fresh EXAMINE, both checked."""
         response = self._select(folder, readonly=True, fresh=True)
-        return self._uidvalidity(folder, response), self._uid_number(folder, response, b"UIDNEXT")
+        return self._uidvalidity(folder, response), self._uidnumber(folder, response, b"UIDNEXT")
 
     def message_count(self, folder: str) -> int:
         """EXISTS of `folder` as its last EXAMINE said."""
         response = self._select(folder, readonly=True)
-        return _number(response.get(b"EXISTS"), f"{self._where}: {folder}: EXISTS", 0)
+        return number(response.get(b"EXISTS"), f"{self._where}: {folder}: EXISTS", 0)
 
     def new_uids(
         self,
@@ -300,7 +300,7 @@ class ImapSession:
     def _search(self, folder: str, criteria: list[Any]) -> list[int]:
         with self._errors(f"{folder}: UID SEARCH"):
             found = self._imap.search(criteria)
-        return sorted({_number(uid, f"{self._where}: {folder}: a UID") for uid in found})
+        return sorted({number(uid, f"{self._where}: {folder}: a UID") for uid in found})
 
     def _next_uid(self, folder: str, low: int, top: int) -> int:
         """The lowest UID in low:top by ESEARCH (RFC 4731), or top + 1 when there is none."""
@@ -311,7 +311,7 @@ class ImapSession:
         for line in lines:
             match = re.search(rb"\bMIN (\d+)", line if isinstance(line, bytes) else b"")
             if match:
-                return max(low, min(_number(match[1], f"{self._where}: {folder}: MIN"), top + 1))
+                return max(low, min(number(match[1], f"{self._where}: {folder}: MIN"), top + 1))
         return top + 1
 
     def fetch_batches(self, folder: str, uids: Sequence[int], batch_size: int) -> Iterator[Batch]:
@@ -328,15 +328,14 @@ class ImapSession:
             for uid in chunk:
                 if uid not in sizes:
                     self._log.warning("imap_message_vanished", folder=folder, uid=uid)
-            groups = list(
-                _groups([u for u in chunk if u in sizes], sizes, self.mailbox.max_message_bytes)
-            )
-            for n, (group, too_large) in enumerate(groups, start=1):
+            limit = self.mailbox.max_message_bytes
+            runs = list(groups([u for u in chunk if u in sizes], sizes, limit))
+            for n, (group, too_large) in enumerate(runs, start=1):
                 batch = Batch(self._fetch(folder, uidvalidity, group, sizes, too_large))
                 batch.too_large = {uid: sizes[uid] for uid in group if too_large}
-                batch.last_uid = chunk[-1] if n == len(groups) else group[-1]
+                batch.last_uid = chunk[-1] if n == len(runs) else group[-1]
                 yield batch
-            if not groups:
+            if not runs:
                 yield Batch(last_uid=chunk[-1])  # all gone: the cursor still moves
 
     def _sizes(self, folder: str, uids: list[int]) -> dict[int, int]:
@@ -346,7 +345,7 @@ class ImapSession:
         for uid in uids:
             value = fetched.get(uid, {}).get(b"RFC822.SIZE")
             if value is not None:
-                sizes[uid] = _number(value, f"{self._where}: {folder}: RFC822.SIZE", 0)
+                sizes[uid] = number(value, f"{self._where}: {folder}: RFC822.SIZE", 0)
         return sizes
 
     def _fetch(
@@ -395,9 +394,9 @@ class ImapSession:
             raise imaplib.IMAP4.error(f"failed: {text.decode('utf-8', 'replace')}")
         _typ, data = imap._untagged_response(typ, data, "FETCH")
         merged: dict[int, dict[bytes, Any]] = {}
-        for response in _split_fetch(data):
+        for response in split_fetch(data):
             for uid, values in parse_fetch_response(response, False, True).items():
-                seen = merged.setdefault(_number(uid, f"{self._where}: {folder}: a UID"), {})
+                seen = merged.setdefault(number(uid, f"{self._where}: {folder}: a UID"), {})
                 if any(k.startswith(b"BODY[") for k in values) and any(
                     k.startswith(b"BODY[") for k in seen
                 ):
@@ -581,7 +580,7 @@ class ImapSession:
                     quiet_wakeups = quiet_wakeups + 1 if early else 0
                     if quiet_wakeups >= 3:
                         raise ImapError(f"{self._where}: the connection closed during IDLE")
-            with self._errors("NOTIFY IDLE DONE"):
+                self._arm(client, "NOTIFY IDLE DONE")  # its own deadline, from now
                 _message, responses = client.idle_done()
                 changed |= self._changed_folders(responses)
         except ImapError:
@@ -638,13 +637,13 @@ class ImapSession:
         return response
 
     def _uidvalidity(self, folder: str, response: dict[bytes, Any]) -> int:
-        return self._uid_number(folder, response, b"UIDVALIDITY")
+        return self._uidnumber(folder, response, b"UIDVALIDITY")
 
-    def _uid_number(self, folder: str, response: dict[bytes, Any], key: bytes) -> int:
+    def _uidnumber(self, folder: str, response: dict[bytes, Any], key: bytes) -> int:
         if key not in response:
             raise ImapError(f"{self._where}: {folder}: EXAMINE gave no {key.decode()}")
-        top = _MAX_UID + 1 if key == b"UIDNEXT" else _MAX_UID
-        return _number(response[key], f"{self._where}: {folder}: {key.decode()}", 1, top)
+        top = MAX_UID + 1 if key == b"UIDNEXT" else MAX_UID
+        return number(response[key], f"{self._where}: {folder}: {key.decode()}", 1, top)
 
     def _arm(
         self,
@@ -694,61 +693,7 @@ class ImapSession:
             ) from err
 
 
-class Batch(list[RawMessage]):
-    """Fetched messages; `last_uid` ends the range of UIDs they cover (the cursor may move
-    there once they are stored), `too_large` maps the UIDs fetched only by their header
-    (over max_message_bytes) to their size."""
-
-    def __init__(self, messages: Iterable[RawMessage] = (), last_uid: int = 0) -> None:
-        super().__init__(messages)
-        self.last_uid = last_uid
-        self.too_large: dict[int, int] = {}
-
-
-def _groups(uids: list[int], sizes: dict[int, int], limit: int) -> Iterator[tuple[list[int], bool]]:
-    """`uids` cut into runs of at most `limit` bytes in all, in order; an oversized
-    message comes alone, as ([uid], True)."""
-    group: list[int] = []
-    total = 0
-    for uid in uids:
-        size = sizes[uid]
-        if group and (size > limit or total + size > limit):
-            yield group, False
-            group, total = [], 0
-        if size > limit:
-            yield [uid], True
-        else:
-            group.append(uid)
-            total += size
-    if group:
-        yield group, False
-
-
-_FETCH_START = re.compile(rb"^\d+ \(")
-
-
-def _split_fetch(data: list[Any]) -> Iterator[list[Any]]:
-    """imaplib's FETCH data cut into one list per response: a response begins with
-    "N (", a piece that follows a literal with " " or ")"."""
-    response: list[Any] = []
-    for piece in data:
-        head = piece[0] if isinstance(piece, tuple) else piece
-        if isinstance(head, bytes) and _FETCH_START.match(head) and response:
-            yield response
-            response = []
-        response.append(piece)
-    if response:
-        yield response
-
-
-def _number(value: Any, what: str, low: int = 1, high: int = _MAX_UID) -> int:
-    """`value` as an int in low..high, or an ImapError quoting it (escaped)."""
-    text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
-    if isinstance(value, int) or text.isdigit():
-        number = int(text)
-        if low <= number <= high:
-            return number
-    raise ImapError(f"{what}: the server sent {text[:40]!r}, not a number in {low}..{high}")
+_IMAPLIB_PREFIX = re.compile(r"^command: [A-Z]+ => ")
 
 
 def _describe(err: BaseException) -> str:
@@ -765,6 +710,11 @@ def _text(err: BaseException) -> str:
     text = str(err.args[0]) if len(err.args) == 1 else str(err)
     if text.startswith(("b'", 'b"')):  # imapclient passes the server's bytes through str()
         text = text[2:-1]
+    text = _IMAPLIB_PREFIX.sub("", text)  # the action is named by the caller already
+    if isinstance(err, imaplib.IMAP4.abort) and text.endswith("socket error: EOF"):
+        text = text.removesuffix("socket error: EOF") + "the server closed the connection"
+    elif isinstance(err, imaplib.IMAP4.abort) and not isinstance(err, Cutoff):
+        text = f"connection lost: {text}"  # BYE (its text), or an answer imaplib gave up on
     return text
 
 

@@ -21,6 +21,7 @@ class RawMessage:
     uid: int | None = None
     uidvalidity: int | None = None
     received_at: datetime | None = None  # when the mailbox got it (IMAP INTERNALDATE), UTC
+    stored_pk: int | None = None  # reparse: the stored message these bytes are
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,24 @@ class ParsedMessage:
         """Every value of header `name`, top to bottom."""
         wanted = name.lower()
         return tuple(value for key, value in self.headers if key.lower() == wanted)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFacts:
+    """The messages-table columns read from one message's headers (and its verdict)."""
+
+    message_id: str | None = None
+    from_name: str | None = None
+    from_address: str | None = None
+    reply_to: str | None = None
+    to_address: str | None = None
+    subscriber: str | None = None
+    list_unsubscribe: str | None = None
+    subject: str | None = None
+    sent_at: str | None = None
+    auth: str | None = None  # auth.Verdict.summary()
+    defects: str | None = None  # JSON list
+    attachments: str | None = None  # JSON list
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,20 +9,21 @@ rolls back, so nothing is half-written.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from itertools import islice
 from typing import Any
 
 import structlog
 
 from govfeed import dedupe
-from govfeed.analysis import Analysis, Analyzer, analyze
+from govfeed.analysis import Analysis, Analyzer, analyze, as_trust_policy
 from govfeed.config import AuthenticationSettings, Settings
+from govfeed.decide import Candidate, Decision, StoredMessage, TrustPolicy, decide
 from govfeed.errors import SourceError
 from govfeed.formats import iso, utc_now
-from govfeed.models import Ignored, RawMessage
+from govfeed.models import MessageFacts, RawMessage, Release
 from govfeed.sources import Source
-from govfeed.store import MESSAGE_STATUS_RANK, RELEASED_AFTER_REVIEW, MessageRow, Store
+from govfeed.store import MessageRow, ReleaseRow, Store
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +44,7 @@ class Summary:
     kept_releases: int = 0  # reparse: releases found again under their old id
     dropped_releases: int = 0  # reparse: releases no message supports any more
     source_errors: list[str] = field(default_factory=list)
+    changes: dict[str, int] = field(default_factory=dict)  # reparse: "releases a -> b": n
 
     def line(self) -> str:
         return (
@@ -60,6 +62,12 @@ class Summary:
             f" ignored {self.ignored}, failed {self.failed}, quarantined {self.quarantined}"
         )
 
+    def changes_line(self) -> str:
+        """What a reparse moved, e.g. "changed: releases published -> quarantined 2"."""
+        if not self.changes:
+            return "changed: nothing"
+        return "changed: " + ", ".join(f"{what} {n}" for what, n in self.changes.items())
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["source_errors"] = len(self.source_errors)
@@ -71,81 +79,141 @@ def known(store: Store, raw: RawMessage) -> bool:
     return store.find_message_by_sha256(dedupe.sha256_hex(raw.data)) is not None
 
 
+# The columns a reparse writes again; where and when the mail was received stays.
+_JUDGED = frozenset(
+    {f.name for f in fields(MessageFacts)}
+    | {"status", "error", "quarantine_reason", "sender", "body_sha256"}
+    | {"duplicate_of", "message_id_clash", "release_id"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reparse:
+    """What a reparse knows that an import does not."""
+
+    previous: dict[int, int]  # message id -> its release id before the reparse
+    released: set[int]  # messages an operator released after review
+
+
 def save_message(
-    store: Store, raw: RawMessage, summary: Summary, analysis: Analysis | None = None
+    store: Store,
+    raw: RawMessage,
+    summary: Summary,
+    analysis: Analysis | None = None,
+    *,
+    reparse: _Reparse | None = None,
 ) -> None:
-    """De-duplicate and store one analyzed message, inside the caller's transaction."""
+    """Store one analyzed message as decide.py rules, inside the caller's transaction.
+
+    The one place where import, poll and reparse store mail: a new message is inserted raw
+    first; a reparsed one (`raw.stored_pk`) is updated in place."""
     summary.read += 1
     sha256 = dedupe.sha256_hex(raw.data)
-    if store.find_message_by_sha256(sha256) is not None:
+    if raw.stored_pk is None and store.find_message_by_sha256(sha256) is not None:
         summary.duplicates += 1  # these exact bytes are stored already
         return
     if analysis is None:
-        analysis = analyze(raw.data, AuthenticationSettings())
-    row = _message_row(raw, sha256, analysis)
-    message_id = analysis.fields.get("message_id")
-    original = store.find_message_by_message_id(message_id) if message_id else None
-    if original is not None and not _outranks(row.status, original[2]):
-        pk = store.insert_message(row, raw.data, analysis.compressed)  # kept, but it adds nothing
-        store.update_message(
-            pk, status="duplicate", duplicate_of=original[0], release_id=original[1], error=None
-        )
-        summary.duplicates += 1
-        return
-    pk = store.insert_message(row, raw.data, analysis.compressed)
-    _link_release(store, pk, analysis, summary)
-
-
-def _outranks(status: str, original_status: str) -> bool:
-    """True when a mail whose Message-ID is stored already counts for more than the message
-    stored under it (`MESSAGE_STATUS_RANK`): it is then a message of its own, not a
-    duplicate, so a forger who mails first under a real Message-ID cannot hold it back."""
-    return MESSAGE_STATUS_RANK[status] < MESSAGE_STATUS_RANK.get(original_status, 2)
-
-
-def _link_release(
-    store: Store, pk: int, analysis: Analysis, summary: Summary, reuse_id: int | None = None
-) -> None:
-    """Attach a stored message to its release (new, known, or a new version of one)."""
-    result = analysis.result
-    if analysis.error is not None:
-        summary.failed += 1
-        log.warning("message_failed", message_pk=pk, error=analysis.error)
-        return
-    if isinstance(result, Ignored) or result is None:
-        summary.ignored += 1
-        return
-    if analysis.action == "reject":
-        summary.failed += 1
-        log.warning("message_rejected", message_pk=pk, reason=analysis.auth_reason)
-        return
-    quarantined = analysis.action == "quarantine"
-    identity = dedupe.identify(result)
-    saved = store.save_release(
-        result,
-        keys=identity.keys,
-        lookup=identity.lookup,
-        content_hash=identity.content_hash,
-        message_pk=pk,
-        sent_at=analysis.fields.get("sent_at"),
-        status="quarantined" if quarantined else "published",
-        reuse_id=reuse_id,
-    )
-    if not saved.held:
-        store.update_message(pk, release_id=saved.release_id)
-    if quarantined:
-        summary.quarantined += 1
-        log.warning("message_quarantined", message_pk=pk, reason=analysis.auth_reason)
-    if saved.held:
-        pass  # an unauthenticated copy of a published release changes nothing
-    elif saved.revived:
-        summary.kept_releases += 1
-    elif saved.created:
-        summary.new_releases += 1
-    elif saved.new_version:
-        summary.new_versions += 1
+        analysis = analyze(raw.data, as_trust_policy(None))
+    candidate = analysis.candidate()
+    if reparse and raw.stored_pk in reparse.released and candidate.status == "quarantined":
+        candidate = replace(candidate, status="published")  # the operator's decision holds
+    same = _same_message_id(store, analysis.facts.message_id, raw.stored_pk)
+    result, found, identity = analysis.result, None, None
+    if isinstance(result, Release) and candidate.status in ("published", "quarantined"):
+        identity = dedupe.identify(result)
+        lookup = _scoped(candidate.sender, identity.lookup)
+        found = store.find_release(lookup, identity.content_hash)
+    decision = decide(candidate, same, found)
+    row = _message_row(raw, sha256, analysis, candidate, decision)
+    if raw.stored_pk is None:
+        pk = store.insert_message(row, raw.data, analysis.compressed)
     else:
+        pk = raw.stored_pk
+        store.update_message(pk, **{k: v for k, v in row.columns().items() if k in _JUDGED})
+    _count(summary, decision, pk, candidate)
+    if identity is None or decision.release_status is None or decision.kind == "held":
+        return
+    assert isinstance(result, Release)
+    keys = _scoped(candidate.sender, identity.keys)
+    release_row = _release_row(analysis, decision, identity.content_hash)
+    _save_release(store, pk, result, release_row, decision, keys, summary, reparse)
+
+
+def _same_message_id(
+    store: Store, message_id: str | None, stored_pk: int | None
+) -> list[StoredMessage]:
+    """Messages stored before this one under its Message-ID (in a reparse: decided before)."""
+    if not message_id:
+        return []
+    found = store.messages_by_message_id(message_id)
+    return [m for m in found if stored_pk is None or m.pk < stored_pk]
+
+
+def _scoped(sender: str | None, keys: tuple[str, ...]) -> tuple[str, ...]:
+    """Release keys in the sender's own name space: no sender can reach another's release."""
+    return tuple(f"{sender}|{key}" for key in keys)
+
+
+def _release_row(analysis: Analysis, decision: Decision, content_hash: str) -> ReleaseRow:
+    assessment = analysis.assessment
+    assert assessment is not None and decision.release_status is not None
+    quarantined = decision.release_status == "quarantined"
+    return ReleaseRow(
+        sender=assessment.sender,
+        agency=assessment.agency,
+        agency_as_written=assessment.agency_as_written,
+        status=decision.release_status,
+        quarantine_reason=decision.reason if quarantined else None,
+        content_hash=content_hash,
+        sent_at=analysis.facts.sent_at,
+    )
+
+
+def _save_release(
+    store: Store,
+    pk: int,
+    release: Release,
+    row: ReleaseRow,
+    decision: Decision,
+    keys: tuple[str, ...],
+    summary: Summary,
+    reparse: _Reparse | None,
+) -> None:
+    if decision.kind == "new_release":
+        reuse = reparse.previous.get(pk) if reparse else None
+        release_id = store.create_release(release, row, reuse)
+        if release_id == reuse:
+            summary.kept_releases += 1
+        else:
+            summary.new_releases += 1
+    else:
+        assert decision.release_id is not None
+        release_id = decision.release_id
+        store.join_release(release_id, release, row, replace=decision.kind == "promoted")
+    new_text = store.record_release(release_id, release, keys, pk, row)
+    if decision.kind != "new_release":
+        if new_text:
+            summary.new_versions += 1
+        else:
+            summary.duplicates += 1
+
+
+def _count(summary: Summary, decision: Decision, pk: int, candidate: Candidate) -> None:
+    kind = decision.kind
+    if kind == "duplicate":
         summary.duplicates += 1
+    elif kind in ("failed", "rejected"):
+        summary.failed += 1
+        log.warning(f"message_{kind}", message_pk=pk, error=decision.reason)
+    elif kind == "ignored":
+        summary.ignored += 1
+    if decision.message_status == "quarantined":
+        summary.quarantined += 1
+        log.warning("message_quarantined", message_pk=pk, reason=decision.reason)
+    if decision.clash_with is not None:
+        log.warning(
+            "message_id_clash", message_pk=pk, other=decision.clash_with, sender=candidate.sender
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +232,7 @@ def save_batch(
     summary: Summary,
     cursor: Cursor | None = None,
     *,
-    policy: AuthenticationSettings | None = None,
+    policy: TrustPolicy | AuthenticationSettings | None = None,
 ) -> None:
     """Analyze (in-process) and store a batch in one transaction, advancing `cursor` in it."""
     analyzer = Analyzer(workers=0, policy=policy)
@@ -192,7 +260,7 @@ def import_sources(
     *,
     on_message: Callable[[], None] | None = None,
     batch_size: int = BATCH_SIZE,
-    policy: AuthenticationSettings | None = None,
+    policy: TrustPolicy | AuthenticationSettings | None = None,
     workers: int | None = None,
 ) -> Summary:
     """Import every message of `sources`, a transaction per batch; never stops on bad mail."""
@@ -227,69 +295,129 @@ def _safe_fetch(
         log.error("source_failed", source=str(source.path), error=str(err))
 
 
-def reparse(store: Store, settings: Settings) -> Summary:
-    """Re-extract every stored message from its raw bytes; release ids are kept.
+def reparse(
+    store: Store,
+    settings: Settings,
+    *,
+    workers: int | None = None,
+    on_message: Callable[[], None] | None = None,
+) -> Summary:
+    """Re-judge every stored message from its raw bytes under the current config; release
+    ids are kept.
 
-    Idempotent: the releases, their versions and message counts are rebuilt from the
-    messages in the order they were stored, so a second run changes nothing. A message an
-    operator released after review (`govfeed release`) stays released.
+    Everything is decided again, as by an import of the same mail in the same order:
+    parse, extraction, sender verdict, identity, agency, published or quarantined,
+    duplicates. A message an operator released after review (`govfeed release`) stays
+    released. Idempotent: a second run changes nothing. `Summary.changes` counts what moved
+    (e.g. "releases published -> quarantined").
     """
     summary = Summary()
+    releases_before, messages_before = store.statuses("releases"), store.statuses("messages")
     with store.transaction():
-        previous = dict(
-            store.conn.execute("select id, release_id from messages where release_id is not null")
+        context = _Reparse(
+            previous=dict(
+                store.conn.execute(
+                    "select id, release_id from messages where release_id is not null"
+                )
+            ),
+            released=store.released_after_review(),
         )
-        released = store.released_after_review()
         store.reset_release_links()
-        for pk, status, mailbox in store.iter_message_pks():
-            summary.read += 1
-            if status == "duplicate":
-                summary.duplicates += 1
-                continue
+        for policy, raws in _stored_by_policy(store, settings):
             # Headers only: a local DKIM check would fail old mail once keys rotate.
-            policy = settings.authentication_for(mailbox).model_copy(update={"dkim_verify": False})
-            analysis = analyze(store.read_raw(pk), policy)
-            fields = _reparse_fields(analysis)
-            if pk in released and analysis.action == "quarantine":
-                analysis = replace(analysis, action="publish")  # the operator's decision
-                fields.update(status="stored", error=RELEASED_AFTER_REVIEW + str(fields["error"]))
-            store.update_message(pk, **fields)
-            _link_release(store, pk, analysis, summary, reuse_id=previous.get(pk))
+            analyzer = Analyzer(workers, replace(policy, dkim_verify=False))
+            try:
+                for raw, analysis in analyzer.stream(raws):
+                    if on_message is not None:
+                        on_message()
+                    save_message(store, raw, summary, analysis, reparse=context)
+            finally:
+                analyzer.close()
         summary.dropped_releases = store.drop_unclaimed_releases()
+        summary.changes = _changes(
+            releases_before, store.statuses("releases"), messages_before, store.statuses("messages")
+        )
     log.info("reparse_finished", **summary.as_dict())
     return summary
 
 
-def _status(analysis: Analysis) -> tuple[str, str | None]:
-    if analysis.error is not None:
-        return "failed", analysis.error
-    if isinstance(analysis.result, Ignored):
-        return "ignored", f"not a bulletin: {analysis.result.reason}"
-    if analysis.action == "reject":
-        return "failed", f"rejected: {analysis.auth_reason}"
-    if analysis.action == "quarantine":
-        return "quarantined", f"quarantined: {analysis.auth_reason}"
-    return "stored", None
+def _stored_by_policy(
+    store: Store, settings: Settings
+) -> Iterator[tuple[TrustPolicy, Iterator[RawMessage]]]:
+    """The stored messages, oldest first, in runs that share one trust policy (usually a
+    single run: every mailbox has the same policy). Consume each run before the next."""
+    rows = store.iter_message_pks()
+    policies: dict[str, TrustPolicy] = {}
+
+    def policy_of(mailbox: str) -> TrustPolicy:
+        if mailbox not in policies:
+            policies[mailbox] = settings.authentication_for(mailbox)
+        return policies[mailbox]
+
+    holder = [next(rows, None)]  # the first message of the next run
+    while (first := holder[0]) is not None:
+        policy = policy_of(first[2])
+
+        def run(
+            item: tuple[int, str, str] | None = first, policy: TrustPolicy = policy
+        ) -> Iterator[RawMessage]:
+            while item is not None and policy_of(item[2]) == policy:
+                pk, _, mailbox = item
+                yield RawMessage(store.read_raw(pk), f"message:{pk}", mailbox, stored_pk=pk)
+                item = next(rows, None)
+            holder[0] = item
+
+        yield policy, run()
 
 
-def _message_row(raw: RawMessage, sha256: str, analysis: Analysis) -> MessageRow:
-    status, error = _status(analysis)
-    fields = {k: v for k, v in analysis.fields.items() if k in MessageRow.__slots__}
+def _changes(
+    releases_before: dict[int, str],
+    releases_after: dict[int, str],
+    messages_before: dict[int, str],
+    messages_after: dict[int, str],
+) -> dict[str, int]:
+    """ "releases published -> quarantined": n, ... for every status that moved."""
+    changes: dict[str, int] = {}
+    for table, before, after in (
+        ("releases", releases_before, releases_after),
+        ("messages", messages_before, messages_after),
+    ):
+        for key in before.keys() | after.keys():
+            old, new = before.get(key, "none"), after.get(key, "none")
+            if old != new:
+                label = f"{table} {old} -> {new}"
+                changes[label] = changes.get(label, 0) + 1
+    return dict(sorted(changes.items()))
+
+
+def _message_row(
+    raw: RawMessage, sha256: str, analysis: Analysis, candidate: Candidate, decision: Decision
+) -> MessageRow:
+    error = quarantine_reason = None
+    if decision.kind == "failed":
+        error = decision.reason
+    elif decision.kind == "rejected":
+        error = f"rejected: {decision.reason}"
+    elif decision.kind == "ignored":
+        error = f"not a bulletin: {decision.reason}"
+    elif decision.message_status == "quarantined":
+        quarantine_reason = decision.reason
     return MessageRow(
         sha256=sha256,
         mailbox=raw.mailbox,
+        source=raw.source,
+        size=len(raw.data),
+        status=decision.message_status,
+        facts=analysis.facts,
         folder=raw.folder,
         uid=raw.uid,
         uidvalidity=raw.uidvalidity,
-        source=raw.source,
-        size=len(raw.data),
         received_at=iso(raw.received_at) or utc_now(),
-        status=status,
         error=error,
-        **fields,
+        quarantine_reason=quarantine_reason,
+        sender=candidate.sender,
+        body_sha256=candidate.body_sha256,
+        duplicate_of=decision.duplicate_of,
+        message_id_clash=decision.clash_with,
+        release_id=decision.release_id if decision.kind == "duplicate" else None,
     )
-
-
-def _reparse_fields(analysis: Analysis) -> dict[str, Any]:
-    status, error = _status(analysis)
-    return {**analysis.fields, "status": status, "error": error}

@@ -70,7 +70,7 @@ class Runner:
         self.pending = threading.Event()  # work was asked for since the last run began
         self.failures = 0
         self.budget = ConnectionBudget(mailbox.max_connections)
-        self.session = ImapSession(mailbox, stop=host.stop)
+        self.session = ImapSession(mailbox, stop=host.stop)  # SIGTERM ends its calls
         self._lock = threading.Lock()  # the sets below, filled by watcher threads
         self._to_sync: set[str] = set()
         self._to_check: set[str] = set()
@@ -157,7 +157,8 @@ class Runner:
         self.pending.clear()
         with self._running, structlog.contextvars.bound_contextvars(mailbox=self.mailbox.name):
             try:
-                with Store(self.host.settings.database.path) as store:
+                database = self.host.settings.database
+                with Store(database.path, group=database.group) as store:
                     self._run(store)
             except GovfeedError as err:
                 log.error("poll_failed", error=str(err))

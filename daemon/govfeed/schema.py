@@ -179,11 +179,86 @@ def _published_release_versions_view(db: sqlite_utils.Database) -> None:
     db.execute("CREATE VIEW published_release_versions AS" + PUBLISHED_RELEASE_VERSIONS_VIEW)
 
 
-def _exists_at_cursor(db: sqlite_utils.Database) -> None:
-    # How many messages the server had at or below the cursor when a poll last read the
-    # whole folder (null since a partial read): more of them later under the same
-    # UIDVALIDITY means the server added UIDs below the cursor, and the folder is re-read.
-    db.table("mailbox_state").add_column("exists_at_cursor", int)
+# Readers' listing of releases (published only), as of migration 5: canonical agency and what
+# the mail said, the plain text for summaries and search snippets.
+PUBLISHED_RELEASES_VIEW_5 = """
+SELECT id, release_date, title, release_type, agency, agency_as_written, url, body_html,
+       body_text, account_code, bulletin_id, first_seen_at, message_count, version_count,
+       substr(release_date, 1, 7) AS release_month
+FROM releases
+WHERE status = 'published'
+"""
+
+# Awards of published contract announcements, with the release they come from.
+PUBLISHED_CONTRACT_AWARDS_VIEW = """
+SELECT a.id, a.release_id, a.position, a.branch, a.contractor, a.contractor_location,
+       a.amount_usd, a.contract_number, a.is_modification, a.contract_type, a.work_location,
+       a.completion_date, a.contracting_activity, a.small_business, a.paragraph,
+       r.release_date, substr(r.release_date, 1, 7) AS release_month, r.title, r.agency
+FROM contract_awards a
+JOIN releases r ON r.id = a.release_id
+WHERE r.status = 'published'
+"""
+
+
+def _trust_by_sender(db: sqlite_utils.Database) -> None:
+    """Issue E: who sent what. Releases and messages record their sender identity (decide.py)
+    and the reason they were held back in a column of its own; releases keep the agency as
+    the mail wrote it beside the registry's canonical name; contract awards become rows.
+
+    Release keys of older databases are not scoped by sender: `govfeed status` asks for a
+    `govfeed reparse`, which re-judges every stored message under the new rules."""
+    releases, messages = db.table("releases"), db.table("messages")
+    for name in ("agency_as_written", "quarantine_reason", "sender"):
+        releases.add_column(name, str)
+    for name in ("quarantine_reason", "sender", "body_sha256", "released_at"):
+        messages.add_column(name, str)
+    messages.add_column("message_id_clash", int)
+    db.execute("UPDATE releases SET agency_as_written = agency")
+    # The review reason and the operator's release had been prefixes of `error`.
+    db.execute(
+        "UPDATE messages SET released_at = coalesce(imported_at, ?), error = substr(error, 24)"
+        " WHERE substr(error, 1, 22) = 'released after review:'",
+        [utc_now()],
+    )
+    db.execute(
+        "UPDATE messages SET quarantine_reason = trim(substr(error, 13)), error = NULL"
+        " WHERE substr(error, 1, 12) = 'quarantined:'"
+    )
+    db.execute(
+        "UPDATE releases SET quarantine_reason = (SELECT m.quarantine_reason FROM messages m"
+        " WHERE m.release_id = releases.id AND m.quarantine_reason IS NOT NULL"
+        " ORDER BY m.id LIMIT 1) WHERE status = 'quarantined'"
+    )
+    db.table("contract_awards").create(
+        {
+            "id": int,
+            "release_id": int,
+            "position": int,
+            "branch": str,
+            "contractor": str,
+            "contractor_location": str,
+            "amount_usd": int,
+            "contract_number": str,
+            "is_modification": int,
+            "contract_type": str,
+            "work_location": str,
+            "completion_date": str,
+            "contracting_activity": str,
+            "small_business": int,
+            "paragraph": str,
+        },
+        pk="id",
+        foreign_keys=[("release_id", "releases", "id")],
+        not_null={"release_id", "contractor"},
+    )
+    db.table("contract_awards").create_index(["release_id", "position"], unique=True)
+    db.table("contract_awards").create_index(["contractor"])
+    db.table("contract_awards").create_index(["amount_usd"])
+    db.table("releases").create_index(["sender"])
+    db.execute("DROP VIEW IF EXISTS published_releases")
+    db.execute("CREATE VIEW published_releases AS" + PUBLISHED_RELEASES_VIEW_5)
+    db.execute("CREATE VIEW published_contract_awards AS" + PUBLISHED_CONTRACT_AWARDS_VIEW)
 
 
 def _watch_columns(db: sqlite_utils.Database) -> None:
@@ -193,13 +268,21 @@ def _watch_columns(db: sqlite_utils.Database) -> None:
     db.table("mailbox_state").add_column("last_checked_at", str)
 
 
+def _exists_at_cursor(db: sqlite_utils.Database) -> None:
+    # How many messages the server had at or below the cursor when a poll last read the
+    # whole folder (null since a partial read): more of them later under the same
+    # UIDVALIDITY means the server added UIDs below the cursor, and the folder is re-read.
+    db.table("mailbox_state").add_column("exists_at_cursor", int)
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("initial", _initial),
     ("published_releases_view", _published_releases_view),
     ("mailbox_state_since_until_uid", _since_until_uid),
     ("published_release_versions_view", _published_release_versions_view),
-    ("mailbox_state_exists_at_cursor", _exists_at_cursor),
+    ("trust_by_sender", _trust_by_sender),
     ("mailbox_state_watch", _watch_columns),
+    ("mailbox_state_exists_at_cursor", _exists_at_cursor),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

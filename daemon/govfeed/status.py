@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,13 +85,22 @@ class StatusError(Exception):
     """The database cannot be read as a govfeed database (exit 2)."""
 
 
-def collect_status(path: Path, watches: list[Watch], *, now: datetime | None = None) -> Report:
-    """Read the database at `path` (read-only) and judge every watched folder."""
+def collect_status(
+    path: Path,
+    watches: list[Watch],
+    *,
+    now: datetime | None = None,
+    warnings: Sequence[str] = (),
+) -> Report:
+    """Read the database at `path` (read-only) and judge every watched folder.
+    `warnings` (from the config, e.g. no trusted authserv-id) make the report degraded."""
     now = now or datetime.now(UTC)
     if not path.is_file():
         raise StatusError(f"database {path} does not exist")
     try:
-        return _read(path, watches, now, "mode=ro")
+        report = _read(path, watches, now, "mode=ro")
+        report.problems[:0] = warnings
+        return report
     except sqlite3.Error as err:
         wal = path.with_name(path.name + "-wal")
         cannot_open = getattr(err, "sqlite_errorname", "") == "SQLITE_CANTOPEN"
@@ -99,7 +109,9 @@ def collect_status(path: Path, watches: list[Watch], *, now: datetime | None = N
             # not write) cannot make its -shm file. Without a -wal file everything is in
             # the database file itself, which can then be read as immutable.
             with contextlib.suppress(sqlite3.Error):
-                return _read(path, watches, now, "mode=ro&immutable=1")
+                report = _read(path, watches, now, "mode=ro&immutable=1")
+                report.problems[:0] = warnings
+                return report
         if cannot_open:
             # With both -wal and -shm (a writer running, or killed) SQLite reads fine; a
             # -wal alone (say, copied without its -shm) needs the -shm made first.
@@ -127,10 +139,10 @@ def _report(conn: sqlite3.Connection, path: Path, watches: list[Watch], now: dat
         "select count(*), count(*) filter (where status = 'quarantined') from releases"
     ).fetchone()
     held = [
-        {"id": row[0], "title": row[1], "agency": row[2], "release_date": row[3]}
+        {"id": row[0], "title": row[1], "agency": row[2], "release_date": row[3], "reason": row[4]}
         for row in conn.execute(
-            "select id, title, agency, release_date from releases where status = 'quarantined'"
-            " order by id desc limit 20"
+            "select id, title, agency, release_date, quarantine_reason from releases"
+            " where status = 'quarantined' order by id desc limit 20"
         )
     ]
     report = Report(
@@ -145,6 +157,13 @@ def _report(conn: sqlite3.Connection, path: Path, watches: list[Watch], now: dat
     )
     if version > SCHEMA_VERSION:
         report.problems.append(f"database schema {version} is newer than this govfeed")
+    elif version >= 5:
+        unjudged = conn.execute("select count(*) from releases where sender is null").fetchone()[0]
+        if unjudged:
+            report.problems.append(
+                f"{unjudged} releases were stored before senders were recorded (schema 5):"
+                " run `govfeed reparse` to judge them under the current rules"
+            )
     report.folders = _folders(conn, watches, now)
     report.problems.extend(f.problem for f in report.folders if f.problem)
     return report
@@ -229,7 +248,10 @@ def render_text(report: Report) -> str:
             cells = [c.ljust(w) for c, w in zip(r, widths, strict=False)]
             lines.append("  ".join([*cells, r[-1]]).rstrip())
     for held in report.quarantined:
-        lines.append(f"quarantined release {held['id']}: {held['title']} ({held['agency']})")
+        lines.append(
+            f"quarantined release {held['id']}: {held['title']} ({held['agency']}):"
+            f" {held['reason'] or 'no reason recorded'}"
+        )
     lines.append("")
     lines.append("status    " + ("healthy" if not report.problems else "DEGRADED"))
     lines.extend(f"  - {problem}" for problem in report.problems)

@@ -8,28 +8,25 @@ with the mailbox cursor moved in that same transaction.
 
 from __future__ import annotations
 
+import grp
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from govfeed.decide import StoredMessage, StoredRelease
 from govfeed.errors import StoreError
 from govfeed.formats import RAW_COMPRESSION, compress_raw, decompress_raw, iso, utc_now
-from govfeed.models import Release
+from govfeed.models import ContractAward, MessageFacts, Release
 from govfeed.schema import migrate, schema_version
 
 BUSY_TIMEOUT_MS = 10_000
-RELEASED_AFTER_REVIEW = "released after review: "  # the start of such a message's `error`
-# How much a stored message counts, best first. A mail with a Message-ID seen before is a
-# duplicate unless it counts for more than the one stored under it: an authenticated copy
-# after a forged or quarantined one, a readable copy after one that failed. Keep in step
-# with the ORDER BY of `find_message_by_message_id`.
-MESSAGE_STATUS_RANK = {"stored": 0, "ignored": 0, "quarantined": 1, "failed": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,38 +38,42 @@ class MessageRow:
     source: str
     size: int
     status: str
+    facts: MessageFacts = field(default_factory=MessageFacts)
     folder: str | None = None
     uid: int | None = None
     uidvalidity: int | None = None
-    message_id: str | None = None
-    from_name: str | None = None
-    from_address: str | None = None
-    reply_to: str | None = None
-    to_address: str | None = None
-    subscriber: str | None = None
-    list_unsubscribe: str | None = None
-    subject: str | None = None
-    sent_at: str | None = None
     received_at: str | None = None
-    auth: str | None = None
     error: str | None = None
-    defects: str | None = None
-    attachments: str | None = None
+    quarantine_reason: str | None = None
+    sender: str | None = None
+    body_sha256: str | None = None
+    duplicate_of: int | None = None
+    message_id_clash: int | None = None
+    release_id: int | None = None
+
+    def columns(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "facts"}
+        values.update((f.name, getattr(self.facts, f.name)) for f in fields(MessageFacts))
+        return values
 
 
-_MESSAGE_FIELDS = tuple(f.name for f in fields(MessageRow))
+_MESSAGE_FIELDS = tuple(MessageRow(sha256="", mailbox="", source="", size=0, status="").columns())
 _INSERT_MESSAGE = "insert into messages ({}, imported_at) values ({}, ?)".format(  # noqa: S608
     ", ".join(_MESSAGE_FIELDS), ", ".join("?" for _ in _MESSAGE_FIELDS)
 )
 
 
 @dataclass(frozen=True, slots=True)
-class SavedRelease:
-    release_id: int
-    created: bool  # a release never seen before
-    new_version: bool  # an existing release whose content changed
-    revived: bool = False  # reparse: the message's release from before, under its old id
-    held: bool = False  # an unauthenticated copy of a published release: nothing changed
+class ReleaseRow:
+    """What a release row says beyond the extracted Release: who sent it, how it stands."""
+
+    sender: str
+    agency: str | None  # the registry's canonical name, else as written
+    agency_as_written: str | None
+    status: str  # published | quarantined
+    quarantine_reason: str | None
+    content_hash: str
+    sent_at: str | None
 
 
 def explain(err: sqlite3.Error | OSError) -> str:
@@ -92,7 +93,9 @@ def explain(err: sqlite3.Error | OSError) -> str:
 class Store:
     """One connection to the govfeed database, migrated on open."""
 
-    def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
+    def __init__(
+        self, path: Path | str, *, readonly: bool = False, group: str | None = None
+    ) -> None:
         self.path = Path(path)
         try:
             if readonly:
@@ -100,6 +103,7 @@ class Store:
                 conn = sqlite3.connect(uri, uri=True, isolation_level=None)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                _create_private(self.path, group)
                 conn = sqlite3.connect(self.path, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not readonly:
@@ -172,24 +176,21 @@ class Store:
         row = self.conn.execute("select id from messages where sha256 = ?", (sha256,)).fetchone()
         return None if row is None else int(row[0])
 
-    def find_message_by_message_id(self, message_id: str) -> tuple[int, int | None, str] | None:
-        """The message stored under this Message-ID that counts most (see
-        `MESSAGE_STATUS_RANK`), the first of equals: (its id, its release id, its status)."""
-        row = self.conn.execute(
-            "select id, release_id, status from messages where message_id = ?"
-            " and status != 'duplicate' order by case status when 'stored' then 0"
-            " when 'ignored' then 0 when 'quarantined' then 1 else 2 end, id limit 1",
+    def messages_by_message_id(self, message_id: str) -> list[StoredMessage]:
+        """The messages stored under this Message-ID, oldest first, duplicates left out."""
+        rows = self.conn.execute(
+            "select id, sender, body_sha256, status, release_id from messages"
+            " where message_id = ? and status != 'duplicate' order by id limit 50",
             (message_id,),
-        ).fetchone()
-        return None if row is None else (int(row[0]), row[1], str(row[2]))
+        ).fetchall()
+        return [StoredMessage(int(r[0]), r[1], r[2], str(r[3]), r[4]) for r in rows]
 
     def insert_message(self, row: MessageRow, raw: bytes, compressed: bytes | None = None) -> int:
         """Store the message row and its raw bytes (compressed); return the row id.
 
         `compressed` is `compress_raw(raw)` when the caller made it already (in a worker).
         """
-        values = [getattr(row, name) for name in _MESSAGE_FIELDS]
-        cursor = self.conn.execute(_INSERT_MESSAGE, (*values, utc_now()))
+        cursor = self.conn.execute(_INSERT_MESSAGE, (*row.columns().values(), utc_now()))
         pk = int(cursor.lastrowid or 0)
         self.conn.execute(
             "insert into raw_messages (message_pk, compression, size, data) values (?, ?, ?, ?)",
@@ -229,141 +230,118 @@ class Store:
 
     # -- releases ------------------------------------------------------------------------
 
-    def find_release(self, keys: tuple[str, ...]) -> int | None:
+    def find_release(self, keys: tuple[str, ...], content_hash: str) -> StoredRelease | None:
         """The release known by the first of `keys` that is known at all."""
         for key in keys:
             row = self.conn.execute(
-                "select release_id from release_keys where key = ?", (key,)
+                "select r.id, r.status, exists(select 1 from release_versions v"
+                " where v.release_id = r.id and v.content_hash = ?)"
+                " from release_keys k join releases r on r.id = k.release_id where k.key = ?",
+                (content_hash, key),
             ).fetchone()
             if row is not None:
-                return int(row[0])
+                return StoredRelease(int(row[0]), str(row[1]), bool(row[2]))
         return None
 
-    def save_release(
-        self,
-        release: Release,
-        *,
-        keys: tuple[str, ...],
-        lookup: tuple[str, ...],
-        content_hash: str,
-        message_pk: int,
-        sent_at: str | None,
-        status: str,
-        reuse_id: int | None = None,
-    ) -> SavedRelease:
-        """Create the release or record one more message of it (and a version if changed).
-
-        `lookup` are the keys that may match a known release; all of `keys` are recorded.
-        """
-        now = utc_now()
-        release_id = self.find_release(lookup)
-        created = revived = False
-        if release_id is not None:
-            current = self._status_of(release_id)
-            if status == "quarantined" and current == "published":
-                # An unauthenticated copy must not change a published release.
-                return SavedRelease(release_id, False, False, held=True)
-            # The first authenticated mail of a release held back replaces what the
-            # unauthenticated copies said, whatever Date they claimed.
-            authenticated_first = status == "published" and current == "quarantined"
-            self._touch_release(
-                release_id, release, content_hash, sent_at, now, replace=authenticated_first
-            )
-            if authenticated_first:
-                self.conn.execute(
-                    "update releases set status = 'published' where id = ?", (release_id,)
-                )
-        elif reuse_id is not None and self.unclaimed(reuse_id):
-            release_id = reuse_id  # reparse: the release keeps its id
-            self._revive_release(release_id, release, content_hash, sent_at)
-            revived = True
-        else:
-            release_id = self._insert_release(release, content_hash, sent_at, status, now)
-            created = True
-        for key in keys:
+    def create_release(self, release: Release, row: ReleaseRow, reuse_id: int | None) -> int:
+        """A new release row (reparse: under `reuse_id`, its id from before, when free)."""
+        values = _release_columns(release, row)
+        if reuse_id is not None and self.unclaimed(reuse_id):
+            values.update(message_count=1, version_count=0)
+            assignments = ", ".join(f"{name} = ?" for name in values)
             self.conn.execute(
-                "insert or ignore into release_keys (key, release_id) values (?, ?)",
-                (key, release_id),
+                f"update releases set {assignments} where id = ?",  # noqa: S608 - fixed names
+                (*values.values(), reuse_id),
             )
-        new_version = self._add_version(release_id, release, content_hash, message_pk, sent_at, now)
-        return SavedRelease(release_id, created, new_version and not (created or revived), revived)
+            return reuse_id
+        now = utc_now()
+        values.update(first_seen_at=now, last_seen_at=now, message_count=1, version_count=0)
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        cursor = self.conn.execute(
+            f"insert into releases ({columns}) values ({marks})",  # noqa: S608 - fixed names
+            tuple(values.values()),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def join_release(
+        self, release_id: int, release: Release, row: ReleaseRow, *, replace: bool = False
+    ) -> None:
+        """One more message of a known release: its text wins if it is the newest mail, or
+        always with `replace` (the first published copy of a quarantined release)."""
+        now = utc_now()
+        latest = self.conn.execute(
+            "update releases set message_count = message_count + 1, last_seen_at = ?"
+            " where id = ? returning latest_sent_at",
+            (now, release_id),
+        ).fetchone()[0]
+        sent_at = row.sent_at
+        if not replace and latest is not None and sent_at is not None and sent_at < latest:
+            return  # an older copy arrived late: the release keeps showing the newer one
+        values = _release_columns(release, row)
+        values["latest_sent_at"] = sent_at if replace else sent_at or latest
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        self.conn.execute(
+            f"update releases set {assignments} where id = ?",  # noqa: S608 - fixed names
+            (*values.values(), release_id),
+        )
+
+    def record_release(
+        self,
+        release_id: int,
+        release: Release,
+        keys: tuple[str, ...],
+        message_pk: int,
+        row: ReleaseRow,
+    ) -> bool:
+        """Record the release's keys, the message's link and its text as a version (True
+        when that text is new), and its contract awards."""
+        self.conn.executemany(
+            "insert or ignore into release_keys (key, release_id) values (?, ?)",
+            [(key, release_id) for key in keys],
+        )
+        self.conn.execute(
+            "update messages set release_id = ? where id = ?", (release_id, message_pk)
+        )
+        new = self._add_version(release_id, release, row.content_hash, message_pk, row.sent_at)
+        if new:
+            self.save_awards(release_id, release.awards)
+        return new
+
+    def save_awards(self, release_id: int, awards: tuple[ContractAward, ...]) -> None:
+        """The release's contract awards are those of its newest text."""
+        self.conn.execute("delete from contract_awards where release_id = ?", (release_id,))
+        self.conn.executemany(
+            "insert into contract_awards (release_id, position, branch, contractor,"
+            " contractor_location, amount_usd, contract_number, is_modification, contract_type,"
+            " work_location, completion_date, contracting_activity, small_business, paragraph)"
+            " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    release_id,
+                    position,
+                    a.branch,
+                    a.contractor,
+                    a.contractor_location,
+                    a.amount_usd,
+                    a.contract_number,
+                    int(a.is_modification),
+                    a.contract_type,
+                    a.work_location,
+                    a.completion_date,
+                    a.contracting_activity,
+                    int(a.small_business),
+                    a.paragraph,
+                )
+                for position, a in enumerate(awards, start=1)
+            ],
+        )
 
     def _status_of(self, release_id: int) -> str | None:
         row = self.conn.execute(
             "select status from releases where id = ?", (release_id,)
         ).fetchone()
         return None if row is None else str(row[0])
-
-    def _insert_release(
-        self,
-        release: Release,
-        content_hash: str,
-        sent_at: str | None,
-        status: str,
-        now: str,
-    ) -> int:
-        values = _release_columns(release)
-        values.update(
-            status=status,
-            first_seen_at=now,
-            last_seen_at=now,
-            latest_sent_at=sent_at,
-            message_count=1,
-            version_count=1,
-            content_hash=content_hash,
-        )
-        columns = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        cursor = self.conn.execute(
-            f"insert into releases ({columns}) values ({marks})",  # noqa: S608 - fixed column names
-            tuple(values.values()),
-        )
-        return int(cursor.lastrowid or 0)
-
-    def _touch_release(
-        self,
-        release_id: int,
-        release: Release,
-        content_hash: str,
-        sent_at: str | None,
-        now: str,
-        *,
-        replace: bool = False,
-    ) -> None:
-        """One more message of a known release; its content wins if it is the newest mail,
-        or always with `replace`."""
-        row = self.conn.execute(
-            "select latest_sent_at from releases where id = ?", (release_id,)
-        ).fetchone()
-        latest = row[0] if row else None
-        self.conn.execute(
-            "update releases set message_count = message_count + 1, last_seen_at = ? where id = ?",
-            (now, release_id),
-        )
-        if not replace and latest is not None and sent_at is not None and sent_at < latest:
-            return  # an older copy arrived late: the release keeps showing the newer one
-        values = _release_columns(release)
-        values.update(
-            latest_sent_at=sent_at if replace else sent_at or latest, content_hash=content_hash
-        )
-        assignments = ", ".join(f"{name} = ?" for name in values)
-        self.conn.execute(
-            f"update releases set {assignments} where id = ?",  # noqa: S608 - fixed column names
-            (*values.values(), release_id),
-        )
-
-    def _revive_release(
-        self, release_id: int, release: Release, content_hash: str, sent_at: str | None
-    ) -> None:
-        values = _release_columns(release)
-        values.update(
-            message_count=1, version_count=0, latest_sent_at=sent_at, content_hash=content_hash
-        )
-        assignments = ", ".join(f"{name} = ?" for name in values)
-        self.conn.execute(
-            f"update releases set {assignments} where id = ?",  # noqa: S608 - fixed column names
-            (*values.values(), release_id),
-        )
 
     def _add_version(
         self,
@@ -372,7 +350,6 @@ class Store:
         content_hash: str,
         message_pk: int,
         sent_at: str | None,
-        now: str,
     ) -> bool:
         cursor = self.conn.execute(
             "insert or ignore into release_versions (release_id, version, content_hash, title,"
@@ -389,16 +366,14 @@ class Store:
                 release.body_html,
                 message_pk,
                 sent_at,
-                now,
+                utc_now(),
                 release_id,
             ),
         )
         if cursor.rowcount != 1:
             return False
         self.conn.execute(
-            "update releases set version_count = (select count(*) from release_versions"
-            " where release_id = ?) where id = ?",
-            (release_id, release_id),
+            "update releases set version_count = version_count + 1 where id = ?", (release_id,)
         )
         return True
 
@@ -410,20 +385,20 @@ class Store:
             raise StoreError(f"no release {release_id}")
         if status != "quarantined":
             raise StoreError(f"release {release_id} is {status}, not quarantined")
-        self.conn.execute("update releases set status = 'published' where id = ?", (release_id,))
+        self.conn.execute(
+            "update releases set status = 'published', quarantine_reason = null where id = ?",
+            (release_id,),
+        )
         cursor = self.conn.execute(
-            "update messages set status = 'stored', error = ? || coalesce(error, '')"
+            "update messages set status = 'stored', released_at = ?"
             " where release_id = ? and status = 'quarantined'",
-            (RELEASED_AFTER_REVIEW, release_id),
+            (utc_now(), release_id),
         )
         return cursor.rowcount
 
     def released_after_review(self) -> set[int]:
         """The messages an operator released with `govfeed release`."""
-        rows = self.conn.execute(
-            "select id from messages where substr(error, 1, ?) = ?",
-            (len(RELEASED_AFTER_REVIEW), RELEASED_AFTER_REVIEW),
-        )
+        rows = self.conn.execute("select id from messages where released_at is not null")
         return {int(pk) for (pk,) in rows}
 
     # -- reparse support -----------------------------------------------------------------
@@ -431,9 +406,12 @@ class Store:
     def reset_release_links(self) -> None:
         """Forget how messages map to releases, keeping the release rows (and their ids)."""
         self.conn.execute("delete from release_keys")
+        self.conn.execute("delete from contract_awards")
         self.conn.execute("delete from release_versions")
         self.conn.execute("update releases set message_count = 0, latest_sent_at = null")
-        self.conn.execute("update messages set release_id = null")
+        self.conn.execute(
+            "update messages set release_id = null, duplicate_of = null, message_id_clash = null"
+        )
 
     def unclaimed(self, release_id: int) -> bool:
         """True for a release row that no message has claimed yet in this reparse."""
@@ -445,11 +423,12 @@ class Store:
     def drop_unclaimed_releases(self) -> int:
         """Delete releases no message points at any more; return how many."""
         cursor = self.conn.execute("delete from releases where message_count = 0")
-        self.conn.execute(
-            "update messages set release_id = (select o.release_id from messages o"
-            " where o.id = messages.duplicate_of) where status = 'duplicate'"
-        )
         return cursor.rowcount
+
+    def statuses(self, table: str) -> dict[int, str]:
+        """id -> status of every row of `releases` or `messages` (reparse's before/after)."""
+        assert table in ("releases", "messages")
+        return dict(self.conn.execute(f"select id, status from {table}"))  # noqa: S608
 
     # -- mailbox cursor ------------------------------------------------------------------
 
@@ -532,13 +511,35 @@ class Store:
         )
 
 
-def _release_columns(release: Release) -> dict[str, Any]:
+def _create_private(path: Path, group: str | None) -> None:
+    """Create a missing database file readable by its owner only (0600), or also by
+    `group` (0640): it holds the operator's mail, subscriber addresses included. SQLite
+    gives the -wal and -shm files it creates beside it the same mode."""
+    mode = 0o640 if group else 0o600
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, mode)  # the umask may not widen it, and must not narrow 0640 either
+        if group:
+            os.fchown(fd, -1, grp.getgrnam(group).gr_gid)
+    except (KeyError, OSError) as err:
+        os.close(fd)
+        path.unlink()
+        why = f"no group {group!r}" if isinstance(err, KeyError) else str(err)
+        raise StoreError(f"cannot create database {path} for group {group}: {why}") from err
+    os.close(fd)
+
+
+def _release_columns(release: Release, row: ReleaseRow) -> dict[str, Any]:
     return {
         "title": release.title,
         "release_type": release.release_type,
         "release_date": release.release_date,
         "release_date_source": release.release_date_source,
-        "agency": release.agency,
+        "agency": row.agency,
+        "agency_as_written": row.agency_as_written,
         "account_code": release.account_code,
         "bulletin_id": release.bulletin_id,
         "url": release.url,
@@ -546,7 +547,12 @@ def _release_columns(release: Release) -> dict[str, Any]:
         "body_html": release.body_html,
         "links": json.dumps([{"url": link.url, "text": link.text} for link in release.links]),
         "profile": release.profile,
+        "sender": row.sender,
+        "status": row.status,
+        "quarantine_reason": row.quarantine_reason,
+        "content_hash": row.content_hash,
+        "latest_sent_at": row.sent_at,
     }
 
 
-__all__ = ["MessageRow", "SavedRelease", "Store", "iso"]
+__all__ = ["MessageRow", "ReleaseRow", "Store", "iso"]

@@ -30,7 +30,8 @@ import structlog
 
 from govfeed import pipeline
 from govfeed.analysis import Analysis, Analyzer
-from govfeed.config import AuthenticationSettings, MailboxSettings, Settings
+from govfeed.config import MailboxSettings, Settings
+from govfeed.decide import TrustPolicy
 from govfeed.errors import (
     ConfigError,
     GovfeedError,
@@ -153,7 +154,7 @@ class _Poll:
     store: Store
     session: ImapSession
     result: PollResult
-    policy: AuthenticationSettings
+    policy: TrustPolicy
     stop: threading.Event | None
 
     @property
