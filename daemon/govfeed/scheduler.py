@@ -198,18 +198,7 @@ class Runner:
         if sweep_due:
             self._next_sweep = now + mailbox.sweep_interval
         try:
-            if full:
-                self._next_full = now + mailbox.poll_interval
-                to_sync = set(mailbox.folders)
-            elif to_check:
-                checked = [f for f in mailbox.folders if f in to_check]
-                to_sync |= set(self._changes(store, checked))
-                self._stamp(checked)
-                log.debug("folders_checked", folders=len(checked), moved=sorted(to_sync)[:10])
-            if to_sync:
-                self._sync(store, [f for f in mailbox.folders if f in to_sync], full)
-            elif time.monotonic() - self._last_used >= mailbox.keepalive_interval:
-                self.session.noop()  # unless `_connect` just probed it
+            self._work(store, full, set(to_sync), to_check)
         except GovfeedError:
             with self._lock:  # a dropped connection, say: the retry does it all again
                 self._to_sync |= to_sync
@@ -219,6 +208,22 @@ class Runner:
             raise
         self._last_used = time.monotonic()
         self._finish(store)
+
+    def _work(self, store: Store, full: bool, to_sync: set[str], to_check: set[str]) -> None:
+        """Sync every folder (`full`), or those asked for and those a check finds moved."""
+        mailbox = self.mailbox
+        if full:
+            self._next_full = time.monotonic() + mailbox.poll_interval
+            to_sync = set(mailbox.folders)
+        elif to_check:
+            checked = [f for f in mailbox.folders if f in to_check]
+            to_sync |= set(self._changes(store, checked))
+            self._stamp(checked)
+            log.debug("folders_checked", folders=len(checked), moved=sorted(to_sync)[:10])
+        if to_sync:
+            self._sync(store, [f for f in mailbox.folders if f in to_sync], full)
+        elif time.monotonic() - self._last_used >= mailbox.keepalive_interval:
+            self.session.noop()  # unless `_connect` just probed it
 
     def _sync(self, store: Store, folders: list[str], full: bool) -> None:
         result = sync.poll_mailbox(
