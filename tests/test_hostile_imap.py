@@ -81,6 +81,15 @@ def test_a_uid_list_over_a_megabyte_is_searched_in_windows(server: HostileImap) 
     assert len(searches) >= 4
 
 
+def test_a_sparse_uid_space_is_crossed_with_esearch(server: HostileImap) -> None:
+    server.capabilities = "IMAP4rev1 IDLE ESEARCH"
+    inbox = server.folder("INBOX")
+    inbox.messages = {1: b"x", 3_000_000: b"y"}  # 60 windows of nothing between them
+    with ImapSession(server.mailbox_settings()) as imap:
+        assert imap.new_uids("INBOX", 0) == [1, 3_000_000]
+    assert len([c for c in server.commands if "UID SEARCH" in c]) < 10
+
+
 # -- deadlines and stop -----------------------------------------------------------------
 
 
