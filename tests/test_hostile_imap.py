@@ -127,12 +127,14 @@ def hostile_config(tmp_path: Path, server: HostileImap, **mailbox: Any) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", ["poll", "run"])
+@pytest.mark.parametrize(
+    ("command", "stalled"), [("poll", "EXAMINE"), ("run", "EXAMINE"), ("poll", "LOGIN")]
+)
 def test_sigterm_during_a_stalled_command_exits_0_at_once(
-    server: HostileImap, tmp_path: Path, command: str
+    server: HostileImap, tmp_path: Path, command: str, stalled: str
 ) -> None:
     server.folder("INBOX").add(release(1))
-    server.hang = {"EXAMINE"}  # logged in, then nothing: a read that would wait 10 minutes
+    server.hang = {stalled}  # nothing more from the server: a read that would wait 10 minutes
     config = hostile_config(tmp_path, server, timeout=600)
     env = {**os.environ, "GOVFEED_TEST_PASSWORD": PASSWORD}
     process = subprocess.Popen(
@@ -143,9 +145,9 @@ def test_sigterm_during_a_stalled_command_exits_0_at_once(
     )
     try:
         deadline = time.monotonic() + 60
-        while not server.saw("EXAMINE") and time.monotonic() < deadline:
+        while not server.saw(stalled) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert server.saw("EXAMINE")
+        assert server.saw(stalled)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0  # not the 600 s of the stalled read
     finally:

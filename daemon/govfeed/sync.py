@@ -187,7 +187,11 @@ def _poll_folder(poll: _Poll, folder: str) -> FolderResult:
 
 
 def _connect(poll: _Poll) -> None:
-    poll.result.connect_error = connect(poll.session)
+    error = connect(poll.session)
+    if error is not None and poll.stopping:  # the stop request cut the connection
+        poll.result.stopped = True
+        raise ImapError("stopped while connecting")  # the folder loop ends: stopping
+    poll.result.connect_error = error
 
 
 def connect(session: ImapSession) -> GovfeedError | None:
