@@ -5,10 +5,13 @@ Runs bench/run.py's file import measurement (`govfeed import` of an mbox against
 bench/imap.py's IMAP measurements against a private Dovecot on loopback for
 `--imap-count` messages (first sync against `govfeed import` of the same messages,
 mbsync's copy time, empty-poll latency, IDLE latency, idle RSS, peak RSS of N against
-N/10 messages), and prints one report: the machine and the date, then markdown tables
-that can be pasted into the README's "Speed and memory" section. Progress goes to stderr,
-the report to stdout. Nothing here asserts a time: every figure is compared with the
-baseline measured in the same run (the bare parse, the file import).
+N/10 messages), then bench/folders.py's (200 folders, 60 with --quick, on a Dovecot at its
+default connection limit: connections held, threads, RSS against 3 folders, latency of a
+NOTIFY-, IDLE- and sweep-watched folder, the issue K acceptance run), and prints one
+report: the machine and the date, then markdown tables that can be pasted into the
+README's "Speed and memory" section. Progress goes to stderr, the report to stdout.
+Nothing here asserts a time: every figure is compared with the baseline measured in the
+same run (the bare parse, the file import, the 3-folder run).
 
     .venv/bin/python bench/all.py            # 10,000 and 50,000 messages, IMAP 5,000
     .venv/bin/python bench/all.py --quick    # 2,000 messages, IMAP 1,000, idle 10 s
@@ -18,7 +21,8 @@ Then bench/bigfolder.py: the first sync of a big folder (`--big-count`, default 
 and a tenth of it; 1,000,000 when run on its own), how long a trickling server holds a
 poll, and how long SIGTERM takes in a stalled command.
 
-bench/run.py, bench/imap.py and bench/bigfolder.py still run on their own.
+bench/run.py, bench/imap.py, bench/bigfolder.py and bench/folders.py still run on their
+own.
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import bigfolder  # bench/bigfolder.py
+import folders  # bench/folders.py
 import imap  # bench/imap.py: bench/ is this script's directory, first on sys.path
 import run  # bench/run.py
 
 QUICK_COUNTS, QUICK_IMAP_COUNT, QUICK_IDLE, QUICK_BIG = "2000", 1000, 10, 20_000
+QUICK_FOLDERS = 60
 
 
 def main() -> None:
@@ -90,6 +96,12 @@ def main() -> None:
         print()
         bigfolder.report(bigfolder.measure(big))
         took += f", {minutes(time.perf_counter() - big_start)} for the big folder"
+        count = QUICK_FOLDERS if args.quick else 200
+        progress(f"many folders: {count} on a Dovecot at its default connection limit...")
+        folders_start = time.perf_counter()
+        print()
+        folders.report(folders.measure(count))
+        took += f", {minutes(time.perf_counter() - folders_start)} for many folders"
     print(f"The bench {took}.")
 
 

@@ -174,19 +174,18 @@ def test_folder_numbers_from_list_status_or_status_agree(
 
 
 def test_notify_reports_new_mail_in_any_folder(imap_account: Account) -> None:
-    folders = [f"List{n}" for n in range(20)]
-    for folder in folders:
-        imap_account.create_folder(folder)
+    folders = [f"List{n}" for n in range(120)]  # more names than Dovecot's NOTIFY takes (100)
+    imap_account.create_folders(folders)
     host = Host()
     mailbox = imap_account.mailbox_settings(folders=["INBOX", *folders])
     watcher = run_watcher(NotifyWatcher(mailbox, 1, mailbox.folders, host))
     try:
         assert host.checked == [set(mailbox.folders)]  # after connecting: check them all
-        imap_account.deliver(release(1), "List17")
-        wait_until(lambda: host.woken, 10, "a wake for List17")
+        imap_account.deliver(release(1), "List117")
+        wait_until(lambda: host.woken, 10, "a wake for List117")
         imap_account.deliver(release(2), "INBOX")
         wait_until(lambda: len(host.woken) >= 2, 10, "a wake for INBOX")
-        assert [folders for _, folders in host.woken[:2]] == [{"List17"}, {"INBOX"}]
+        assert [folders for _, folders in host.woken[:2]] == [{"List117"}, {"INBOX"}]
     finally:
         stop(watcher)
 

@@ -5,7 +5,9 @@ counted at the server (`doveadm who`)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from govfeed import connections
 from govfeed.cli import cli
+from govfeed.config import DatabaseSettings, Settings
+from govfeed.scheduler import Runner
 from tests.dovecot import Account, Dovecot, find_dovecot
 from tests.test_daemon import RunningDaemon, wait_until, write_config
-from tests.test_sync import release, rows, stored_uids
+from tests.test_sync import SETTINGS, release, rows, stored_uids
 from tests.test_watch import PLAIN_CAPABILITY
 
 FOLDERS = ["INBOX", *(f"List{n:02}" for n in range(1, 30))]  # 30 folders
@@ -76,8 +81,7 @@ class ConnectionCounter:
 
 def account_with_folders(server: Dovecot) -> Account:
     account = server.account()
-    for folder in FOLDERS[1:]:
-        account.create_folder(folder)
+    account.create_folders(FOLDERS[1:])
     return account
 
 
@@ -85,18 +89,18 @@ def start(
     daemons: Callable[[Path], RunningDaemon], tmp_path: Path, account: Account, **settings: Any
 ) -> tuple[RunningDaemon, Path]:
     db = tmp_path / "g.db"
-    entry = account.mailbox_config(
-        name="dod", folders=FOLDERS, poll_interval=3600, sweep_interval=2, **settings
-    )
+    settings = {"folders": FOLDERS, **settings}
+    entry = account.mailbox_config(name="dod", poll_interval=3600, sweep_interval=2, **settings)
     config = write_config(tmp_path / "g.toml", db, entry)
     daemon = daemons(config)
-    wait_until(lambda: all_polled(db), 20, "the first poll of every folder")
+    count = len(settings["folders"])
+    wait_until(lambda: all_polled(db, count), 20, "the first poll of every folder")
     return daemon, config
 
 
-def all_polled(db: Path) -> bool:
+def all_polled(db: Path, count: int) -> bool:
     found = rows(db, "select count(*) from mailbox_state where last_success_at is not null")
-    return bool(found) and found[0][0] == len(FOLDERS)
+    return bool(found) and found[0][0] == count
 
 
 def watch_modes(config: Path) -> dict[str, dict[str, Any]]:
@@ -177,3 +181,91 @@ def test_another_client_holding_most_connections_costs_watchers_not_mail(
     finally:
         for client in others:
             client.logout()
+
+
+def logins(server: Dovecot, user: str) -> int:
+    return server.log_text().count(f"Login: user=<{user}>")
+
+
+def test_the_poll_connection_stays_open_between_polls_and_comes_back_when_dropped(
+    own_dovecot: Callable[..., Dovecot],
+    tmp_path: Path,
+    daemons: Callable[[Path], RunningDaemon],
+) -> None:
+    server = own_dovecot(max_userip_connections=4)
+    account = server.account()
+    daemon, _config = start(daemons, tmp_path, account, folders=["INBOX"])
+    daemon.wait_for("notify_watching")
+    db = tmp_path / "g.db"
+    for n in range(1, 4):  # three syncs, each woken by NOTIFY
+        account.deliver(release(n))
+        wait_until(lambda n=n: stored_uids(db) == list(range(1, n + 1)), 10, f"message {n}")
+    assert logins(server, account.user) == 2  # the poll connection and the NOTIFY one
+    server.kick(account.user)  # the server drops both
+    account.deliver(release(4))
+    wait_until(lambda: stored_uids(db) == [1, 2, 3, 4], 20, "the mail after the drop")
+    assert logins(server, account.user) == 4
+    assert not daemon.events("poll_failed")  # a dropped poll connection is just replaced
+
+
+class LoopHost:
+    """Runs a Runner's job as the daemon would: when asked (after `delay`) and every tick."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stop = threading.Event()
+        self._due = time.monotonic()
+        self._poke = threading.Event()
+
+    def request_run(self, job_id: str, delay: float = 0.0) -> None:
+        self._due = min(self._due, time.monotonic() + delay)
+        self._poke.set()
+
+    def loop(self, runner: Runner) -> None:
+        while not self.stop.is_set():
+            self._poke.wait(max(self._due - time.monotonic(), 0.0))
+            self._poke.clear()
+            if time.monotonic() >= self._due:
+                self._due = time.monotonic() + runner.interval
+                runner.run()
+
+
+def test_watchers_come_back_once_the_other_client_lets_go(
+    own_dovecot: Callable[..., Dovecot], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connections, "LIMIT_HOLD_SECONDS", 1.0)  # a minute in use
+    server = own_dovecot(max_userip_connections=4, capability=PLAIN_CAPABILITY)
+    account = account_with_folders(server)
+    others = [account.client() for _ in range(3)]
+    db = tmp_path / "g.db"
+    settings = SETTINGS.model_copy(update={"database": DatabaseSettings(path=db)})
+    mailbox = account.mailbox_settings(name="dod", folders=FOLDERS[:5], sweep_interval=1)
+    host = LoopHost(settings)
+    runner = Runner(host, mailbox)
+    thread = threading.Thread(target=host.loop, args=(runner,), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: watch_of(db, "INBOX") == "sweep", 20, "INBOX swept: no room")
+        assert account.connections() == 4  # the others' 3 and govfeed's poll connection
+        for client in others:
+            client.logout()
+        others.clear()
+        wait_until(lambda: watch_of(db, "INBOX") == "idle", 30, "INBOX watched by IDLE again")
+        wait_until(lambda: watch_of(db, "List01") == "idle", 30, "the second IDLE back too")
+        assert watch_of(db, "List02") == "sweep"
+        assert account.connections() <= 3
+    finally:
+        host.stop.set()
+        thread.join(10)
+        runner.retire()
+        runner.stop_watchers(5)
+        for client in others:
+            client.logout()
+
+
+def watch_of(db: Path, folder: str) -> str | None:
+    try:
+        found = rows(db, "select watch from mailbox_state where folder = ?", folder)
+    except sqlite3.OperationalError:  # the schema is being made
+        return None
+    return found[0][0] if found else None

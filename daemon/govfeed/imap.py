@@ -540,12 +540,17 @@ class ImapSession:
 
     def notify_set(self, folders: Sequence[str]) -> None:
         """NOTIFY SET (RFC 5465): the server reports new and expunged messages of
-        `folders` (with a STATUS response) while this connection waits in `notify_wait`."""
+        `folders` (with a STATUS response) while this connection waits in `notify_wait`.
+        A server that takes fewer names (Dovecot: 100) is asked for all of the user's
+        own folders instead (`personal`); `notify_wait` ignores the others."""
         client = self._imap
         names = b" ".join(client._normalise_folder(f) for f in folders)
-        events = b"(mailboxes (" + names + b") (MessageNew MessageExpunge))"
+        events = b"(MessageNew MessageExpunge)"
         with self._errors("NOTIFY SET"):
-            typ, data = client._imap._simple_command("NOTIFY", b"SET", events)
+            command = client._imap._simple_command
+            typ, data = command("NOTIFY", b"SET", b"(mailboxes (" + names + b") " + events + b")")
+            if typ != "OK" and b"NOTIFICATIONOVERFLOW" in b" ".join(map(bytes, data)).upper():
+                typ, data = command("NOTIFY", b"SET", b"(personal " + events + b")")
             if typ != "OK":
                 raise ImapError(f"{self._where}: NOTIFY SET: {_text(ImapError(*data))}")
 

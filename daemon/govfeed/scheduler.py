@@ -186,7 +186,9 @@ class Runner:
         if not (full or to_sync or to_check or quiet):
             self._finish(store)
             return
-        error = self._connect(store)
+        # A sync is checked first (a NOOP): a connection the server dropped meanwhile would
+        # fail its first folder. A check needs none: it is retried once on a new one.
+        error = self._connect(store, probe=full or bool(to_sync))
         if error is not None:
             with self._lock:  # the work is still owed: the retry does it
                 self._to_sync |= to_sync
@@ -196,18 +198,7 @@ class Runner:
         if sweep_due:
             self._next_sweep = now + mailbox.sweep_interval
         try:
-            if full:
-                self._next_full = now + mailbox.poll_interval
-                to_sync = set(mailbox.folders)
-            elif to_check:
-                checked = [f for f in mailbox.folders if f in to_check]
-                to_sync |= set(swept_changes(self.session, store, checked))
-                self._stamp(checked)
-                log.debug("folders_checked", folders=len(checked), moved=sorted(to_sync)[:10])
-            if to_sync:
-                self._sync(store, [f for f in mailbox.folders if f in to_sync], full)
-            elif quiet and not to_check:
-                self.session.noop()
+            self._work(store, full, set(to_sync), to_check)
         except GovfeedError:
             with self._lock:  # a dropped connection, say: the retry does it all again
                 self._to_sync |= to_sync
@@ -217,6 +208,22 @@ class Runner:
             raise
         self._last_used = time.monotonic()
         self._finish(store)
+
+    def _work(self, store: Store, full: bool, to_sync: set[str], to_check: set[str]) -> None:
+        """Sync every folder (`full`), or those asked for and those a check finds moved."""
+        mailbox = self.mailbox
+        if full:
+            self._next_full = time.monotonic() + mailbox.poll_interval
+            to_sync = set(mailbox.folders)
+        elif to_check:
+            checked = [f for f in mailbox.folders if f in to_check]
+            to_sync |= set(self._changes(store, checked))
+            self._stamp(checked)
+            log.debug("folders_checked", folders=len(checked), moved=sorted(to_sync)[:10])
+        if to_sync:
+            self._sync(store, [f for f in mailbox.folders if f in to_sync], full)
+        elif time.monotonic() - self._last_used >= mailbox.keepalive_interval:
+            self.session.noop()  # unless `_connect` just probed it
 
     def _sync(self, store: Store, folders: list[str], full: bool) -> None:
         result = sync.poll_mailbox(
@@ -237,12 +244,28 @@ class Runner:
             self._to_sync.update(result.failed)
         self._retry(result.connect_error or ImapError("a folder failed"))
 
-    def _connect(self, store: Store) -> GovfeedError | None:
-        """The poll connection, checked with a NOOP when it has been quiet a while."""
+    def _changes(self, store: Store, folders: list[str]) -> list[str]:
+        """`swept_changes` on the poll connection, again on a new one if it had dropped."""
+        try:
+            return swept_changes(self.session, store, folders)
+        except ImapError as err:
+            if self.session.connected:
+                raise
+            log.info("poll_connection_lost", error=str(err))
+        error = self._connect(store)
+        if error is not None:
+            raise error
+        return swept_changes(self.session, store, folders)
+
+    def _connect(self, store: Store, *, probe: bool = False) -> GovfeedError | None:
+        """The poll connection, checked with a NOOP first when `probe` or when it has been
+        quiet a while."""
         session = self.session
-        if session.connected and time.monotonic() - self._last_used >= PROBE_AFTER_SECONDS:
+        quiet = time.monotonic() - self._last_used >= PROBE_AFTER_SECONDS
+        if session.connected and (probe or quiet):
             try:
                 session.noop()
+                self._last_used = time.monotonic()
             except ImapError as err:
                 log.info("poll_connection_lost", error=str(err))
                 session.close()
