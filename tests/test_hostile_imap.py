@@ -8,6 +8,7 @@ when it should not be.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from govfeed import imap as imap_module
 from govfeed import status, sync
 from govfeed.config import MailboxSettings
 from govfeed.imap import ImapSession
+from govfeed.logs import configure_logging
 from govfeed.store import Store
 from govfeed.watch import IdleWatcher
 from tests.dovecot import Account
@@ -417,3 +420,21 @@ def test_a_big_dovecot_folder_syncs_through_many_search_windows(
     assert stored_uids(db) == list(range(1, count + 1))
     assert state(db)["last_uid"] == count
     assert poll(db, imap_account.mailbox_settings()).summary.read == 0  # nothing twice
+
+
+def test_server_text_is_escaped_on_the_console_and_valid_in_json_logs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    saved = structlog.get_config()
+    evil = "INBOX: NO \x1b[2J\x1b]0;owned\x07\u202egone"
+    try:
+        configure_logging("info", json=False, stream="stderr")
+        structlog.get_logger().error("folder_failed", error=evil)
+        console = capsys.readouterr().err
+        assert evil not in console and "\\x1b[2J\\x1b]0;owned\\x07\\u202egone" in console
+        configure_logging("info", json=True, stream="stderr")
+        structlog.get_logger().error("folder_failed", error=evil)
+        line = capsys.readouterr().err.strip()
+        assert json.loads(line)["error"] == evil  # valid JSON, the text intact
+    finally:
+        structlog.configure(**saved)
