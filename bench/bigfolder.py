@@ -9,6 +9,8 @@
   login; prints how long `govfeed poll` takes to give up with `timeout = 5`.
 - **SIGTERM**: `govfeed run` and `govfeed poll` stuck in a command the server never
   answers (`timeout = 600`); prints the seconds from SIGTERM to exit, and the exit code.
+- **Big messages**: peak RSS of `govfeed poll` (default `max_message_bytes`, 25 MiB)
+  reading 8 messages of 1 MB, one of 24 MB and 8 of 24 MB from the hostile server.
 
 Nothing here asserts: it prints.
 
@@ -52,6 +54,7 @@ class Folder:
 
 @dataclass
 class Figures:
+    big_messages: dict[str, float]  # what was read -> peak RSS in MB
     folders: list[Folder]
     slowloris_seconds: float
     slowloris_error: str
@@ -144,6 +147,26 @@ def slowloris(work: Path) -> tuple[float, str]:
         server.close()
 
 
+def big_message(n: int, size: int) -> bytes:
+    """A plain-text message of about `size` bytes (lines of 76 characters)."""
+    line = (f"Line of message {n}, padding it to its size. " * 3)[:76].encode() + b"\r\n"
+    return message(n) + line * (size // len(line))
+
+
+def big_messages(work: Path, count: int = 8, size: int = 24 << 20) -> tuple[float, str]:
+    """Peak RSS of `govfeed poll` (defaults: max_message_bytes 25 MiB) reading `count`
+    messages of `size` bytes from one folder, and its summary line."""
+    server = HostileImap()
+    for n in range(1, count + 1):
+        server.folder("INBOX").add(big_message(n, size))
+    try:
+        os.environ["GOVFEED_BENCH_PASSWORD"] = PASSWORD  # for govfeed(), which inherits it
+        run = govfeed("--config", str(hostile_config(work, server, 60)), "poll")
+        return run.peak_rss_mb, run.output
+    finally:
+        server.close()
+
+
 def sigterm(work: Path, command: str) -> tuple[float, int]:
     server = HostileImap()
     server.folder("INBOX").add(message(1))
@@ -168,15 +191,32 @@ def sigterm(work: Path, command: str) -> tuple[float, int]:
 
 def measure(count: int) -> Figures:
     work = Path(tempfile.mkdtemp(prefix="govfeed-bigfolder-"))
+    messages = {
+        f"{n} x {size >> 20} MB": big_messages(work, n, size)[0]
+        for n, size in ((8, 1 << 20), (1, 24 << 20), (8, 24 << 20))
+    }
     loris, error = slowloris(work)
     stops = {command: sigterm(work, command) for command in ("run", "poll")}
     server = Dovecot()
+    # Dovecot's imap processes may use 256 MB by default: too little to index a folder of
+    # a million messages (the connection just closes). A server for such folders has more.
+    with server.config_path.open("a") as config:
+        config.write("default_vsz_limit = 2G\n")
     server.start()
+    folders = []
     try:
-        folders = [big_folder(server, work, n) for n in (count // 10, count)]
+        for n in (count // 10, count):
+            folders.append(big_folder(server, work, n))
+            done = folders[-1]  # progress, in case the bigger one does not finish
+            print(
+                f"bench: {n:,} messages: sync {done.sync_seconds:.0f} s,"
+                f" peak RSS {done.peak_rss_mb:.0f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         server.close()
-    return Figures(folders, loris, error, stops)
+    return Figures(messages, folders, loris, error, stops)
 
 
 def report(f: Figures) -> None:
@@ -193,6 +233,8 @@ def report(f: Figures) -> None:
         print(f"| {label} | {value(small)} | {value(big)} |")
     print()
     print(f"govfeed poll ({big.count:,}): {big.output}")
+    for what, peak in f.big_messages.items():
+        print(f"peak RSS of `govfeed poll` reading {what} messages (defaults): {peak:.0f} MB")
     print(f"slowloris (a byte every 0.5 s, timeout = 5): gave up after {f.slowloris_seconds:.1f} s")
     print(f"  {f.slowloris_error[:200]}")
     for command, (seconds, code) in f.sigterm.items():

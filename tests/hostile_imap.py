@@ -191,6 +191,10 @@ class HostileImap:
                 + b"".join(line + b"\r\n" for line in self.examine_lines)
                 + ok
             )
+        if name == "UID SEARCH" and args.upper().startswith("RETURN (MIN)"):
+            found = re.findall(rb"\d+", self._search(state["folder"], args.split(" ", 2)[2]))
+            min_part = b" MIN " + found[0] if found else b""
+            return b'* ESEARCH (TAG "' + tag.encode() + b'") UID' + min_part + b"\r\n" + ok
         if name == "UID SEARCH":
             return self._search(state["folder"], args) + ok
         if name == "UID FETCH":
@@ -205,7 +209,7 @@ class HostileImap:
 
     def _search(self, folder: Folder, args: str) -> bytes:
         uids = sorted(folder.messages)
-        match = re.search(r"UID (\d+):(\d+|\*)", args)
+        match = re.search(r"(?:UID )?(\d+):(\d+|\*)", args)
         if match:
             low = int(match[1])
             high = max(uids, default=0) if match[2] == "*" else int(match[2])

@@ -8,6 +8,7 @@ when it should not be.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from govfeed import imap as imap_module
 from govfeed import status, sync
 from govfeed.config import MailboxSettings
 from govfeed.imap import ImapSession
+from govfeed.logs import configure_logging
 from govfeed.store import Store
 from govfeed.watch import IdleWatcher
 from tests.dovecot import Account
@@ -81,6 +84,15 @@ def test_a_uid_list_over_a_megabyte_is_searched_in_windows(server: HostileImap) 
     assert len(searches) >= 4
 
 
+def test_a_sparse_uid_space_is_crossed_with_esearch(server: HostileImap) -> None:
+    server.capabilities = "IMAP4rev1 IDLE ESEARCH"
+    inbox = server.folder("INBOX")
+    inbox.messages = {1: b"x", 3_000_000: b"y"}  # 60 windows of nothing between them
+    with ImapSession(server.mailbox_settings()) as imap:
+        assert imap.new_uids("INBOX", 0) == [1, 3_000_000]
+    assert len([c for c in server.commands if "UID SEARCH" in c]) < 10
+
+
 # -- deadlines and stop -----------------------------------------------------------------
 
 
@@ -118,12 +130,14 @@ def hostile_config(tmp_path: Path, server: HostileImap, **mailbox: Any) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", ["poll", "run"])
+@pytest.mark.parametrize(
+    ("command", "stalled"), [("poll", "EXAMINE"), ("run", "EXAMINE"), ("poll", "LOGIN")]
+)
 def test_sigterm_during_a_stalled_command_exits_0_at_once(
-    server: HostileImap, tmp_path: Path, command: str
+    server: HostileImap, tmp_path: Path, command: str, stalled: str
 ) -> None:
     server.folder("INBOX").add(release(1))
-    server.hang = {"EXAMINE"}  # logged in, then nothing: a read that would wait 10 minutes
+    server.hang = {stalled}  # nothing more from the server: a read that would wait 10 minutes
     config = hostile_config(tmp_path, server, timeout=600)
     env = {**os.environ, "GOVFEED_TEST_PASSWORD": PASSWORD}
     process = subprocess.Popen(
@@ -134,9 +148,9 @@ def test_sigterm_during_a_stalled_command_exits_0_at_once(
     )
     try:
         deadline = time.monotonic() + 60
-        while not server.saw("EXAMINE") and time.monotonic() < deadline:
+        while not server.saw(stalled) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert server.saw("EXAMINE")
+        assert server.saw(stalled)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0  # not the 600 s of the stalled read
     finally:
@@ -406,3 +420,21 @@ def test_a_big_dovecot_folder_syncs_through_many_search_windows(
     assert stored_uids(db) == list(range(1, count + 1))
     assert state(db)["last_uid"] == count
     assert poll(db, imap_account.mailbox_settings()).summary.read == 0  # nothing twice
+
+
+def test_server_text_is_escaped_on_the_console_and_valid_in_json_logs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    saved = structlog.get_config()
+    evil = "INBOX: NO \x1b[2J\x1b]0;owned\x07\u202egone"
+    try:
+        configure_logging("info", json=False, stream="stderr")
+        structlog.get_logger().error("folder_failed", error=evil)
+        console = capsys.readouterr().err
+        assert evil not in console and "\\x1b[2J\\x1b]0;owned\\x07\\u202egone" in console
+        configure_logging("info", json=True, stream="stderr")
+        structlog.get_logger().error("folder_failed", error=evil)
+        line = capsys.readouterr().err.strip()
+        assert json.loads(line)["error"] == evil  # valid JSON, the text intact
+    finally:
+        structlog.configure(**saved)

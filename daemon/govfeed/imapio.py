@@ -18,6 +18,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from imapclient import IMAPClient
@@ -81,12 +82,27 @@ class BoundedReader:
                 f"the server announced {size} bytes where at most {self.max_literal}"
                 " were expected (max_message_bytes); connection dropped"
             )
-        while len(self._buffer) < size:
-            if not self._fill(size - len(self._buffer)):
+        if size <= len(self._buffer) or size < _RECV_BYTES:
+            while len(self._buffer) < size:
+                if not self._fill(size - len(self._buffer)):
+                    break
+            data = bytes(self._buffer[:size])
+            del self._buffer[:size]
+            return data
+        # A big literal goes straight into a buffer of its size: one copy at the end, not
+        # three (growing buffer, slice, bytes).
+        target = bytearray(size)
+        view = memoryview(target)
+        have = len(self._buffer)
+        view[:have] = self._buffer
+        self._buffer.clear()
+        while have < size:
+            got = self._fill_into(view[have:])
+            if not got:
                 break
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
+            have += got
+        view.release()
+        return bytes(target[:have]) if have < size else bytes(target)
 
     def close(self) -> None:
         self._closed = True
@@ -94,8 +110,15 @@ class BoundedReader:
 
     def _fill(self, wanted: int = _RECV_BYTES) -> bool:
         """Receive more into the buffer; False at EOF. Raises Cutoff past the limits."""
+        return self._wait_for(lambda: self._receive(wanted)) > 0
+
+    def _fill_into(self, view: memoryview) -> int:
+        """Receive into `view`; the bytes received (0 at EOF), within the same limits."""
+        return self._wait_for(lambda: self._receive_into(view))
+
+    def _wait_for(self, receive: Callable[[], int]) -> int:
         if self.sock.gettimeout() == 0.0:  # idle_check: never wait here
-            return self._receive(wanted)
+            return receive()
         started = time.monotonic()
         while True:
             now = time.monotonic()
@@ -115,25 +138,31 @@ class BoundedReader:
                 raise TimeoutError("timed out")
             self.sock.settimeout(max(min(_SLICE_SECONDS, deadline - now), 0.001))
             try:
-                return self._receive(wanted)
+                return receive()
             except TimeoutError:
                 continue
             finally:
                 if not self._closed:
                     self.sock.settimeout(self.read_timeout)
 
-    def _receive(self, wanted: int) -> bool:
+    def _receive(self, wanted: int) -> int:
         data = self.sock.recv(min(max(wanted, 4096), _RECV_BYTES))
-        if not data:
-            return False
-        self.bytes_left -= len(data)
+        self._count(len(data))
+        self._buffer += data
+        return len(data)
+
+    def _receive_into(self, view: memoryview) -> int:
+        got = self.sock.recv_into(view, min(len(view), 1 << 20))
+        self._count(got)
+        return got
+
+    def _count(self, received: int) -> None:
+        self.bytes_left -= received
         if self.bytes_left < 0:
             raise Cutoff(
                 f"{self.action}: the server sent more than this command can need"
                 " (a runaway or hostile response); connection dropped"
             )
-        self._buffer += data
-        return True
 
 
 def connect_socket(

@@ -13,8 +13,6 @@ import sys
 
 import structlog
 
-from govfeed.formats import printable
-
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -46,7 +44,11 @@ def configure_logging(
     if json is None:
         json = not out.isatty()
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer()
+        if json
+        # repr() of every value: a folder name or error text from a server shows its
+        # control characters as \x1b, never sends them to the terminal.
+        else structlog.dev.ConsoleRenderer(repr_native_str=True)
     )
     structlog.configure(
         processors=[
@@ -56,7 +58,6 @@ def configure_logging(
             structlog.processors.dict_tracebacks
             if json
             else structlog.processors.StackInfoRenderer(),
-            *([] if json else [_printable]),  # JSON escapes control characters itself
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -66,10 +67,3 @@ def configure_logging(
     # mail-parser logs every charset oddity, with header contents, through the stdlib at
     # WARNING/ERROR; we record defects on the message instead.
     logging.getLogger("mailparser").setLevel(logging.CRITICAL)
-
-
-def _printable(
-    logger: object, method: str, event: structlog.typing.EventDict
-) -> structlog.typing.EventDict:
-    """Server text (folder names, error messages) reaches a terminal escaped."""
-    return {k: printable(v) if isinstance(v, str) else v for k, v in event.items()}

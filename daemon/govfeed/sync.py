@@ -52,6 +52,7 @@ KEEPALIVE_SECONDS = 60.0
 # Below this many new messages a folder is analyzed in-process: a worker pool pays for its
 # start-up only on a backlog (measured: even at ~250 messages, 2 cores).
 POOL_MIN_MESSAGES = 256
+BIG_BATCH_BYTES = 8 << 20  # a batch this big is stored before the next is fetched
 _ERROR_CHARS = 300  # mailbox_state.last_error stays short: status prints it on one line
 
 
@@ -186,7 +187,11 @@ def _poll_folder(poll: _Poll, folder: str) -> FolderResult:
 
 
 def _connect(poll: _Poll) -> None:
-    poll.result.connect_error = connect(poll.session)
+    error = connect(poll.session)
+    if error is not None and poll.stopping:  # the stop request cut the connection
+        poll.result.stopped = True
+        raise ImapError("stopped while connecting")  # the folder loop ends: stopping
+    poll.result.connect_error = error
 
 
 def connect(session: ImapSession) -> GovfeedError | None:
@@ -373,6 +378,8 @@ class _Prefetcher:
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=1)
         self._done: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
         self._quit = threading.Event()
+        self._taken = threading.Event()  # the caller took the batch handed over last
+        self._stored = threading.Event()  # ... and stored it
         self._last_command = time.monotonic()
         self.batches: deque[tuple[int, int]] = deque()
         self.too_large: dict[int, int] = {}  # UIDs fetched by their header only: size
@@ -402,6 +409,7 @@ class _Prefetcher:
                 if self._thread.is_alive() or not self._queue.empty():
                     continue
                 raise ImapError(f"{self._folder}: the fetch thread ended early") from None
+            self._taken.set()
             if item is None:
                 return
             if isinstance(item, BaseException):
@@ -410,6 +418,7 @@ class _Prefetcher:
 
     def committed(self, uids: list[int]) -> None:
         """The caller has committed these messages: their post-action may run."""
+        self._stored.set()
         if self._session.mailbox.post_action != "none" and uids:
             self._done.put(uids)
 
@@ -435,7 +444,12 @@ class _Prefetcher:
                 for batch in self._session.fetch_batches(self._folder, chunk, len(chunk)):
                     self._last_command = time.monotonic()
                     self.too_large.update(batch.too_large)  # before the hand-over: seen after
+                    self._stored.clear()
                     self._hand_over((batch.last_uid, batch))
+                    # Big messages: the next is fetched once this one is stored, so one of
+                    # them at a time is in memory (parsing one costs several times its size).
+                    big = sum(len(raw.data) for raw in batch) >= BIG_BATCH_BYTES
+                    self._wait_taken(self._stored if big else self._taken)
                     if self._quit.is_set():
                         return
         except Exception as err:  # noqa: BLE001 - handed to the caller's thread, raised there
@@ -449,6 +463,16 @@ class _Prefetcher:
             for start in range(0, len(window), size):
                 yield window[start : start + size]
 
+    def _wait_taken(self, event: threading.Event) -> None:
+        """Fetch the next batch only once the caller has taken this one (or, for a big one,
+        stored it): at most one batch is being analyzed and one fetched. Keeps the
+        connection alive and runs post-actions meanwhile."""
+        while not self._quit.is_set() and not event.wait(0.5):
+            quiet_for = time.monotonic() - self._last_command
+            if quiet_for >= KEEPALIVE_SECONDS:
+                self._keepalive(quiet_for)
+            self._post_actions()
+
     def _hand_over(self, item: _Item) -> None:
         while not self._quit.is_set():
             quiet_for = time.monotonic() - self._last_command
@@ -456,6 +480,7 @@ class _Prefetcher:
                 self._keepalive(quiet_for)
                 continue
             try:  # short waits: `close()` may ask this thread to quit meanwhile
+                self._taken.clear()
                 self._queue.put(item, timeout=min(0.5, KEEPALIVE_SECONDS - quiet_for))
                 return
             except queue.Full:
