@@ -19,7 +19,7 @@ from govfeed import connections
 from govfeed.cli import cli
 from govfeed.config import DatabaseSettings, Settings
 from govfeed.scheduler import Runner
-from tests.dovecot import Account, Dovecot, find_dovecot
+from tests.dovecot import Account, CutProxy, Dovecot, find_dovecot
 from tests.test_daemon import RunningDaemon, wait_until, write_config
 from tests.test_sync import SETTINGS, release, rows, stored_uids
 from tests.test_watch import PLAIN_CAPABILITY
@@ -269,3 +269,33 @@ def watch_of(db: Path, folder: str) -> str | None:
     except sqlite3.OperationalError:  # the schema is being made
         return None
     return found[0][0] if found else None
+
+
+@pytest.mark.parametrize("capability", [None, PLAIN_CAPABILITY], ids=["notify", "idle"])
+def test_mail_is_stored_after_every_connection_went_silent(
+    own_dovecot: Callable[..., Dovecot],
+    tmp_path: Path,
+    daemons: Callable[[Path], RunningDaemon],
+    capability: str | None,
+) -> None:
+    server = own_dovecot(max_userip_connections=10, capability=capability)
+    account = server.account()
+    proxy = CutProxy(server.imap_port)
+    try:
+        # Renewals every second with a 2-second reply deadline (in use: 240 s and 60 s).
+        daemon, _config = start(
+            daemons,
+            tmp_path,
+            account,
+            folders=["INBOX"],
+            port=proxy.port,
+            keepalive_interval=1,
+            timeout=2,
+        )
+        daemon.wait_for("notify_watching" if capability is None else "idle_watching")
+        proxy.silence()  # a NAT box forgot every flow: nothing passes, nothing closes
+        account.deliver(release(1))
+        wait_until(lambda: stored_uids(tmp_path / "g.db") == [1], 30, "the mail, stored")
+        assert daemon.events("notify_failed" if capability is None else "idle_failed")
+    finally:
+        proxy.close()
