@@ -231,7 +231,13 @@ def status_(obj: Context, as_json: bool, max_age: float | None) -> None:
 @click.pass_obj
 def run(obj: Context) -> None:
     """Run the daemon in the foreground: poll every mailbox on its schedule, and at once
-    when IMAP IDLE announces new mail.
+    when IMAP NOTIFY or IDLE announces new mail.
+
+    Each mailbox holds at most max_connections connections (default 3), whatever the
+    number of folders: one NOTIFY connection watches every folder where the server has
+    NOTIFY, else IDLE watches the first folders and a sweep checks the others every
+    sweep_interval seconds. A server's connection limit costs a connection for a while,
+    never a login backoff.
 
     SIGTERM or SIGINT let the batch being stored commit, then exit 0; SIGHUP reloads the
     configuration (a bad one is logged and the old one kept); SIGUSR1 prints every
