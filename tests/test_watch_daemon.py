@@ -141,7 +141,7 @@ def test_without_notify_idle_on_two_folders_and_a_sweep_for_the_rest(
     server = own_dovecot(max_userip_connections=4, capability=PLAIN_CAPABILITY)
     account = account_with_folders(server)
     daemon, config = start(daemons, tmp_path, account)  # max_connections: 3
-    daemon.wait_for("idle_watching", count=2)
+    daemon.wait_for("idle_watching", count=2, timeout=30)
     counter = ConnectionCounter(account)
     # INBOX and List01 are IDLE's; List20 and List29 are found by a sweep (STATUS each).
     delivered_everywhere(account, tmp_path / "g.db", ["INBOX", "List20", "List01", "List29"], 10)
@@ -167,7 +167,7 @@ def test_another_client_holding_most_connections_costs_watchers_not_mail(
     others = [account.client() for _ in range(3)]  # the user's phone and laptop
     try:
         daemon, config = start(daemons, tmp_path, account)
-        [refusal, *_] = daemon.wait_for("connection_limit")
+        [refusal, *_] = daemon.wait_for("connection_limit", timeout=30)
         assert "Maximum number of connections" in refusal["error"]
         counter = ConnectionCounter(account)
         delivered_everywhere(account, tmp_path / "g.db", ["INBOX", "List01", "List29"], 10)
