@@ -7,7 +7,8 @@ bench/imap.py's IMAP measurements against a private Dovecot on loopback for
 mbsync's copy time, empty-poll latency, IDLE latency, idle RSS, peak RSS of N against
 N/10 messages), then bench/folders.py's (200 folders, 60 with --quick, on a Dovecot at its
 default connection limit: connections held, threads, RSS against 3 folders, latency of a
-NOTIFY-, IDLE- and sweep-watched folder, the issue K acceptance run), and prints one
+NOTIFY-, IDLE- and sweep-watched folder, the issue K acceptance run), then bench/site.py's
+page latencies of `govfeed site` at 20,000 releases (5,000 with --quick), and prints one
 report: the machine and the date, then markdown tables that can be pasted into the
 README's "Speed and memory" section. Progress goes to stderr, the report to stdout.
 Nothing here asserts a time: every figure is compared with the baseline measured in the
@@ -28,6 +29,7 @@ own.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import statistics
@@ -40,6 +42,14 @@ import bigfolder  # bench/bigfolder.py
 import folders  # bench/folders.py
 import imap  # bench/imap.py: bench/ is this script's directory, first on sys.path
 import run  # bench/run.py
+
+# bench/site.py cannot be imported by name: `site` is the standard library module Python
+# loaded at start-up, so `import site` would give that one.
+_spec = importlib.util.spec_from_file_location("site_bench", Path(__file__).with_name("site.py"))
+assert _spec is not None and _spec.loader is not None
+site_bench = importlib.util.module_from_spec(_spec)
+sys.modules["site_bench"] = site_bench  # dataclasses look their module up there
+_spec.loader.exec_module(site_bench)
 
 QUICK_COUNTS, QUICK_IMAP_COUNT, QUICK_IDLE, QUICK_BIG = "2000", 1000, 10, 20_000
 QUICK_FOLDERS = 60
@@ -64,6 +74,7 @@ def main() -> None:
     counts = args.counts or (QUICK_COUNTS if args.quick else "10000,50000")
     imap_count = args.imap_count or (QUICK_IMAP_COUNT if args.quick else 5000)
     idle_seconds = QUICK_IDLE if args.quick else 60
+    site_releases = 5_000 if args.quick else 20_000
 
     started, start, load = datetime.now(UTC), time.perf_counter(), os.getloadavg()
     files = []
@@ -102,6 +113,11 @@ def main() -> None:
         print()
         folders.report(folders.measure(count))
         took += f", {minutes(time.perf_counter() - folders_start)} for many folders"
+    progress(f"reader's site at {site_releases:,} releases...")
+    site_start = time.perf_counter()
+    print()
+    site_bench.report(site_bench.measure(site_releases, site_bench.ROUNDS))
+    took += f", {minutes(time.perf_counter() - site_start)} for the site"
     print(f"The bench {took}.")
 
 
