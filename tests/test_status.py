@@ -96,6 +96,28 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     assert "security" in result.output
 
 
+def test_each_folder_shows_how_it_is_watched_and_when_last_checked(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    with Store(db) as store:
+        store.save_cursor("dod", "INBOX", 7, 120)
+        store.save_cursor("dod", "Archive", 8, 3)
+        store.save_watch(
+            "dod", {"INBOX": ("idle", None), "Archive": ("sweep", "2026-01-01T00:00:00Z")}
+        )
+        store.save_watch("dod", {"INBOX": ("idle", "2026-01-02T00:00:00Z")})
+        store.save_watch("dod", {"INBOX": ("sweep", None)})  # a mode change keeps the time
+    config = write_config(tmp_path, db)
+    report = json.loads(run(config, "--json").output)
+    watched = {f["folder"]: (f["watch"], f["last_checked_at"]) for f in report["folders"]}
+    assert watched == {
+        "INBOX": ("sweep", "2026-01-02T00:00:00Z"),
+        "Archive": ("sweep", "2026-01-01T00:00:00Z"),
+    }
+    text = run(config).output
+    assert "WATCH" in text and "CHECKED" in text
+    assert "dod/Archive     sweep" in text
+
+
 def test_no_trusted_server_is_degraded_with_the_reason(tmp_path: Path) -> None:
     """Without a trusted authserv-id every bulletin is quarantined: status must say so."""
     db = tmp_path / "g.db"

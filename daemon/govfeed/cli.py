@@ -19,6 +19,7 @@ import click
 from govfeed import __version__, daemon, pipeline, status, sync
 from govfeed.config import MailboxSettings, Settings, load_settings
 from govfeed.errors import ConfigError, GovfeedError
+from govfeed.formats import printable
 from govfeed.logs import LEVELS, configure_logging
 from govfeed.sources import open_sources
 from govfeed.store import Store
@@ -230,7 +231,13 @@ def status_(obj: Context, as_json: bool, max_age: float | None) -> None:
 @click.pass_obj
 def run(obj: Context) -> None:
     """Run the daemon in the foreground: poll every mailbox on its schedule, and at once
-    when IMAP IDLE announces new mail.
+    when IMAP NOTIFY or IDLE announces new mail.
+
+    Each mailbox holds at most max_connections connections (default 3), whatever the
+    number of folders: one NOTIFY connection watches every folder where the server has
+    NOTIFY, else IDLE watches the first folders and a sweep checks the others every
+    sweep_interval seconds. A server's connection limit costs a connection for a while,
+    never a login backoff.
 
     SIGTERM or SIGINT let the batch being stored commit, then exit 0; SIGHUP reloads the
     configuration (a bad one is logged and the old one kept); SIGUSR1 prints every
@@ -278,9 +285,9 @@ def poll(obj: Context) -> None:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
     except GovfeedError as err:
-        raise click.ClickException(str(err)) from err
+        raise click.ClickException(printable(str(err))) from err
     for result in results:
-        click.echo(result.line())
+        click.echo(printable(result.line()))
     sys.exit(0 if all(result.ok for result in results) else 1)
 
 
@@ -324,9 +331,9 @@ def _check_mailbox(mailbox: MailboxSettings) -> bool:
     try:
         found = sync.check_mailbox(mailbox)
     except GovfeedError as err:
-        click.echo(f"          error: {err}")
+        click.echo(printable(f"          error: {err}"))
         return False
-    click.echo(f"          logged in; {len(found)} folders: {', '.join(found)}")
+    click.echo(printable(f"          logged in; {len(found)} folders: {', '.join(found)}"))
     missing = [folder for folder in mailbox.folders if folder not in found]
     if missing:
         click.echo(f"          error: no such folder on the server: {', '.join(missing)}")

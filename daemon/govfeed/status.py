@@ -15,10 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from govfeed.formats import iso
+from govfeed.formats import iso, printable
 from govfeed.schema import SCHEMA_VERSION
 
 HEALTHY, DEGRADED, UNUSABLE = 0, 1, 2
+_STATE = (
+    "select mailbox, folder, uidvalidity, last_uid, last_poll_at, last_success_at, last_error,"
+    " {} from mailbox_state order by mailbox, folder"
+)
+# A database from before schema 5 (not yet opened by this govfeed) has no watch columns.
+_STATE_QUERIES = {True: _STATE.format("watch, last_checked_at"), False: _STATE.format("null, null")}
 STALE_INTERVALS = 3  # default window: this many poll intervals without a success
 
 
@@ -47,6 +53,8 @@ class FolderStatus:
     newest_release_date: str | None
     healthy: bool
     problem: str | None
+    watch: str | None = None  # how `govfeed run` watches it: notify, idle, sweep or poll
+    last_checked_at: str | None = None  # when the server last answered for it
 
 
 @dataclass
@@ -162,17 +170,12 @@ def _report(conn: sqlite3.Connection, path: Path, watches: list[Watch], now: dat
 
 
 def _folders(conn: sqlite3.Connection, watches: list[Watch], now: datetime) -> list[FolderStatus]:
-    rows = {
-        (row[0], row[1]): row
-        for row in conn.execute(
-            "select mailbox, folder, uidvalidity, last_uid, last_poll_at, last_success_at,"
-            " last_error from mailbox_state order by mailbox, folder"
-        )
-    }
+    columns = {row[1] for row in conn.execute("pragma table_info(mailbox_state)")}
+    rows = {(row[0], row[1]): row for row in conn.execute(_STATE_QUERIES["watch" in columns])}
     windows = {(w.mailbox, w.folder): w.max_age for w in watches}
     result = []
     for key in sorted(set(rows) | set(windows)):
-        row = rows.get(key, (*key, None, None, None, None, None))
+        row = rows.get(key, (*key, None, None, None, None, None, None, None))
         result.append(_folder(conn, row, windows.get(key), now))
     return result
 
@@ -180,7 +183,8 @@ def _folders(conn: sqlite3.Connection, watches: list[Watch], now: datetime) -> l
 def _folder(
     conn: sqlite3.Connection, row: tuple[Any, ...], max_age: float | None, now: datetime
 ) -> FolderStatus:
-    mailbox, folder, uidvalidity, last_uid, last_poll, last_success, last_error = row
+    mailbox, folder, uidvalidity, last_uid, last_poll, last_success, last_error = row[:7]
+    watch, last_checked = row[7:9]
     messages, releases, newest = conn.execute(
         "select count(*), count(distinct m.release_id), max(r.release_date) from messages m"
         " left join releases r on r.id = m.release_id where m.mailbox = ? and m.folder = ?",
@@ -210,6 +214,8 @@ def _folder(
         newest_release_date=newest,
         healthy=problem is None,
         problem=problem,
+        watch=watch,
+        last_checked_at=last_checked,
     )
 
 
@@ -226,6 +232,8 @@ def render_text(report: Report) -> str:
         lines.append("")
         header = (
             "MAILBOX/FOLDER",
+            "WATCH",
+            "CHECKED",
             "LAST SUCCESS",
             "LAG",
             "MESSAGES",
@@ -233,7 +241,8 @@ def render_text(report: Report) -> str:
             "NEWEST",
             "ERROR",
         )
-        table = [header] + [_folder_cells(f) for f in report.folders]
+        now = _parse(report.checked_at) if report.checked_at else datetime.now(UTC)
+        table = [header] + [_folder_cells(f, now) for f in report.folders]
         widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
         for r in table:
             cells = [c.ljust(w) for c, w in zip(r, widths, strict=False)]
@@ -246,14 +255,20 @@ def render_text(report: Report) -> str:
     lines.append("")
     lines.append("status    " + ("healthy" if not report.problems else "DEGRADED"))
     lines.extend(f"  - {problem}" for problem in report.problems)
-    return "\n".join(lines)
+    # Folder names and errors come from servers: escape sequences are shown, not obeyed.
+    return "\n".join(printable(line) for line in lines)
 
 
-def _folder_cells(f: FolderStatus) -> tuple[str, ...]:
+def _folder_cells(f: FolderStatus, now: datetime) -> tuple[str, ...]:
     lag = "-" if f.lag_seconds is None else _duration(f.lag_seconds)
     error = (f.last_error or "")[:60]
+    checked = "-"
+    if f.last_checked_at:
+        checked = _duration((now - _parse(f.last_checked_at)).total_seconds()) + " ago"
     return (
         f"{f.mailbox}/{f.folder}",
+        f.watch or "-",
+        checked,
         f.last_success_at or "never",
         lag,
         str(f.messages),
