@@ -327,6 +327,19 @@ def render_text(report: Report) -> str:
         + (", ".join(f"{k} {v}" for k, v in sorted(report.messages_by_status.items())) or "none"),
         f"releases  {report.releases} ({report.releases_quarantined} quarantined)",
     ]
+    for agency in report.agencies:
+        silent = "-" if agency.silent_hours is None else f"{agency.silent_hours:.0f} h ago"
+        lines.append(
+            f"agency    {agency.agency}: last release {agency.last_release_at or 'never'}"
+            f" ({silent}; expected every {agency.expected_every_hours:g} h)"
+        )
+    if report.replication is not None:
+        rep = report.replication
+        lag = "-" if rep.lag_seconds is None else _duration(rep.lag_seconds)
+        lines.append(
+            f"replica   {rep.litestream_config}: newest {rep.replica_newest_at or 'none'},"
+            f" lag {lag}"
+        )
     if report.folders:
         lines.append("")
         header = (
@@ -343,19 +356,6 @@ def render_text(report: Report) -> str:
         for r in table:
             cells = [c.ljust(w) for c, w in zip(r, widths, strict=False)]
             lines.append("  ".join([*cells, r[-1]]).rstrip())
-    for agency in report.agencies:
-        silent = "-" if agency.silent_hours is None else f"{agency.silent_hours:.0f} h ago"
-        lines.append(
-            f"agency    {agency.agency}: last release {agency.last_release_at or 'never'}"
-            f" ({silent}; expected every {agency.expected_every_hours:g} h)"
-        )
-    if report.replication is not None:
-        rep = report.replication
-        lag = "-" if rep.lag_seconds is None else _duration(rep.lag_seconds)
-        lines.append(
-            f"replica   {rep.litestream_config}: newest {rep.replica_newest_at or 'none'},"
-            f" lag {lag}"
-        )
     for held in report.quarantined:
         lines.append(
             f"quarantined release {held['id']}: {held['title']} ({held['agency']}):"
