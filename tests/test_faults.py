@@ -33,7 +33,6 @@ from tests.dovecot import Account, CutProxy, Dovecot
 from tests.test_daemon import RunningDaemon, mailbox, start_daemon, write_config  # noqa: F401
 from tests.test_sync import SETTINGS, release, rows, state, stored_uids
 
-
 # Trusts mx.google.com, as the fixtures' mail says: no "no trusted_authserv_ids" warning.
 DEMO = Path(__file__).parent.parent / "config" / "demo.toml"
 

@@ -34,9 +34,11 @@ Decisions the stored fields rest on:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from govfeed.errors import ExtractError
+from govfeed.extract.contracts import parse_awards
 from govfeed.extract.dod import extract_dod, is_dod
 from govfeed.extract.facts import Facts, gather_facts
 from govfeed.extract.govdelivery import extract_govdelivery
@@ -87,6 +89,8 @@ def extract_release(msg: ParsedMessage) -> Release | Ignored:
     if release is None:  # not DoD, or DoD mail without the release layout
         release = extract_govdelivery(msg, facts)
     _check(release)
+    if release.release_type == "contract":  # one row per award (contract_awards)
+        release = dataclasses.replace(release, awards=parse_awards(release.body_text))
     return release
 
 
