@@ -101,3 +101,26 @@ def test_run_without_mailboxes_exits_at_once_saying_what_to_do(tmp_path: Path) -
     assert f"error: {config}: no [[mailboxes]], so `run` has nothing to poll" in done.stderr
     assert "govfeed import" in done.stderr
     assert not (tmp_path / "govfeed.db").exists()
+
+
+def test_import_without_a_config_names_the_database_and_the_trust_settings(
+    tmp_path: Path,
+) -> None:
+    mail = Path(__file__).parent / "data" / "dod-release.eml"
+    done = subprocess.run(
+        [sys.executable, "-m", "govfeed", "import", str(mail)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "GOVFEED_LOG_LEVEL": "error"},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    first = done.stderr.splitlines()[0]
+    assert first == (
+        "warning: no trusted_authserv_ids ([authentication]): government mail will be"
+        f" quarantined (database {tmp_path / 'govfeed.db'}; no config file: built-in"
+        " defaults; pass --config FILE)"
+    )
+    assert "quarantined 1" in done.stdout

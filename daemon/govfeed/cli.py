@@ -384,8 +384,8 @@ def _check_mailbox(mailbox: MailboxSettings) -> bool:
 
 def _say_trust(settings: Settings, *, files: bool) -> None:
     """One line on stderr at start when the trust settings quarantine every bulletin."""
-    database = settings.database.path
-    source = settings.source or "no config file: built-in defaults"
+    database = settings.database.path.absolute()
+    source = settings.source or "no config file: built-in defaults; pass --config FILE"
     for warning in settings.trust_warnings(files=files):
         click.echo(f"warning: {warning} (database {database}; {source})", err=True)
 
