@@ -6,9 +6,8 @@ PORT ?= 8001
 
 .PHONY: demo demo-db test lint fmt bench clean lock lowest
 
-demo: demo-db  ## import the bundled example mail and browse it in Datasette
-	$(VENV)/bin/datasette serve $(DEMO_DB) --host 127.0.0.1 --port $(PORT) \
-	    --metadata config/datasette-metadata.json --setting suggest_facets off
+demo: demo-db  ## import the bundled example mail and read it on http://127.0.0.1:8001
+	$(VENV)/bin/govfeed --config config/demo.toml site --host 127.0.0.1 --port $(PORT)
 
 demo-db:
 	scripts/bootstrap site
@@ -40,7 +39,8 @@ lock:  ## refresh the hash-pinned requirements/*.txt from pyproject.toml (after 
 # version, in a venv of its own, passes the fast tests (those needing no Dovecot or browser).
 LOWEST := .venv-lowest
 FAST_TESTS := -m "not slow" --ignore=tests/test_imap.py --ignore=tests/test_sync.py \
-	--ignore=tests/test_daemon.py --ignore=tests/test_crash.py --ignore=tests/test_faults.py
+	--ignore=tests/test_daemon.py --ignore=tests/test_crash.py --ignore=tests/test_faults.py \
+	--ignore=tests/test_site_browser.py
 lowest:  ## install every direct dependency at its floor (uv) and run the fast tests
 	scripts/bootstrap dev
 	rm -rf $(LOWEST)
