@@ -182,7 +182,7 @@ def test_status_shows_replication_lag_and_a_stopped_litestream(
     code, output = govfeed(config, "status")
     assert code == 1
     lag = json.loads(govfeed(config, "status", "--json")[1])["replication"]["lag_seconds"]
-    assert 3000 < lag <= 3600  # an hour, less the seconds the test itself took
+    assert 3600 <= lag < 4200  # an hour, plus the seconds since the replica's last file
     assert f"replication: the replica is {lag // 60:.0f}m behind the database (> 60s;" in output
     assert f"lag {lag // 60:.0f}m" in output
 
