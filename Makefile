@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DEMO_DB := demo/govfeed.db
 PORT ?= 8001
 
-.PHONY: demo demo-db test lint fmt bench clean lock lowest
+.PHONY: demo demo-db test lint fmt bench accuracy clean lock lowest
 
 demo: demo-db  ## import the bundled example mail and read it on http://127.0.0.1:8001
 	$(VENV)/bin/govfeed --config config/demo.toml site --host 127.0.0.1 --port $(PORT)
@@ -31,6 +31,10 @@ fmt:
 bench:  ## every speed and memory figure in one report (bench/README.md); BENCH_ARGS=--quick
 	scripts/bootstrap dev
 	$(PY) bench/all.py $(BENCH_ARGS)
+
+accuracy:  ## extraction accuracy per field on the corpus of real bulletins (bench/README.md)
+	scripts/bootstrap dev
+	$(PY) bench/accuracy.py $(ACCURACY_ARGS)
 
 lock:  ## refresh the hash-pinned requirements/*.txt from pyproject.toml (after any dependency change)
 	scripts/lock $(LOCK_ARGS)
