@@ -86,6 +86,16 @@ class DatabaseSettings(_Model):
     group: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]*[$]?$", max_length=32)
 
 
+class ReplicationSettings(_Model):
+    """`[replication]`: the Litestream set-up `govfeed status` checks (docs/deploy.md)."""
+
+    # The file `litestream replicate -config` runs with; it must list the database's path.
+    litestream_config: ConfigPath
+    # Degraded when the replica misses writes older than this (seconds).
+    max_lag_seconds: float = Field(default=600, gt=0)
+    litestream: str = "litestream"  # the program: a path, or a name on PATH or beside python
+
+
 class AuthenticationSettings(_Model):
     """How much to trust a message's claim to come from a government sender."""
 
@@ -273,6 +283,7 @@ class Settings(_Model):
     authentication: AuthenticationSettings = AuthenticationSettings()
     mailboxes: tuple[MailboxSettings, ...] = ()
     agencies: tuple[AgencySettings, ...] = ()
+    replication: ReplicationSettings | None = None
     _source: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
@@ -446,6 +457,7 @@ def _known_keys() -> list[str]:
         AuthenticationSettings,
         MailboxSettings,
         AgencySettings,
+        ReplicationSettings,
     ]
     return sorted({name for model in models for name in model.model_fields})
 
