@@ -81,6 +81,20 @@ def test_starttls_upgrades_the_plain_port_and_verifies(imap_account: Account) ->
         ImapSession(imap_account.mailbox_settings("starttls", ca_file=None)).connect()
 
 
+def test_imaps_on_a_plain_port_suggests_starttls(imap_account: Account) -> None:
+    """security = "imaps" against the plain port: a sentence that says what to do, not
+    OpenSSL's WRONG_VERSION_NUMBER."""
+    server = imap_account.server
+    mailbox = imap_account.mailbox_settings("imaps", port=server.imap_port)
+    with pytest.raises(ImapError) as raised:
+        ImapSession(mailbox).connect()
+    assert str(raised.value) == (
+        f"test: the server at {server.host}:{server.imap_port} did not answer TLS;"
+        ' if it offers STARTTLS set security = "starttls"'
+    )
+    assert not isinstance(raised.value, ImapAuthError)
+
+
 def test_wrong_password_is_an_auth_error_that_does_not_show_it(imap_account: Account) -> None:
     wrong = "not-the-password-7f3a"
     session = ImapSession(imap_account.mailbox_settings(), Secret(wrong, "password"))

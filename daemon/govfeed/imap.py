@@ -684,6 +684,12 @@ class ImapSession:
             text = _describe(err)
             if action == "connect" and is_connection_limit(text):  # a greeting of BYE
                 raise ImapLimitError(f"{self._where}: connection limit: {text}") from err
+            if action == "connect" and _not_tls(err):
+                m = self.mailbox
+                raise ImapError(
+                    f"{m.name}: the server at {m.host}:{m.port} did not answer TLS; if it"
+                    ' offers STARTTLS set security = "starttls"'
+                ) from err
             raise ImapError(f"{self._where}: {action}: {text}") from err
         except _GARBAGE as err:
             self._drop()
@@ -694,6 +700,18 @@ class ImapSession:
 
 
 _IMAPLIB_PREFIX = re.compile(r"^command: [A-Z]+ => ")
+
+
+def _not_tls(err: BaseException) -> bool:
+    """A TLS handshake answered by something that is no TLS (a plain IMAP greeting)."""
+    reason = getattr(err, "reason", None)
+    return isinstance(err, ssl.SSLError) and reason in (
+        "WRONG_VERSION_NUMBER",
+        "UNKNOWN_PROTOCOL",
+        "RECORD_LAYER_FAILURE",
+        "PACKET_LENGTH_TOO_LONG",
+        "HTTP_REQUEST",
+    )
 
 
 def _describe(err: BaseException) -> str:
