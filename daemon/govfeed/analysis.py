@@ -30,6 +30,7 @@ import structlog
 
 from govfeed.auth import authenticate, signed_headers
 from govfeed.decide import Assessment, Candidate, SenderFacts, TrustPolicy, assess
+from govfeed.dedupe import Identity, identify
 from govfeed.errors import GovfeedError
 from govfeed.extract import extract_release
 from govfeed.extract.links import account_code_from_url
@@ -60,6 +61,8 @@ class Analysis:
     assessment: Assessment | None = None  # None after an error
     body_sha256: str | None = None  # the bytes after the header block: copies differ above it
     compressed: bytes | None = None  # the raw bytes as stored, made here to spare the writer
+    sha256: str | None = None  # of the raw bytes: the writer's first duplicate check
+    identity: Identity | None = None  # the release's keys and content hash (a Release only)
 
     def candidate(self) -> Candidate:
         """The writer's view (decide.Candidate)."""
@@ -75,7 +78,16 @@ class Analysis:
 def analyze(data: bytes, policy: TrustPolicy | AuthenticationSettings) -> Analysis:
     """Parse, authenticate, extract and assess one message; any failure is an error string."""
     analysis = _analyze(data, as_trust_policy(policy))
-    return replace(analysis, body_sha256=body_sha256(data), compressed=compress_raw(data))
+    # Everything the writer needs that is pure is made here, in the worker: the main
+    # process writes SQLite for every worker and is the bottleneck on two cores.
+    result = analysis.result
+    return replace(
+        analysis,
+        body_sha256=body_sha256(data),
+        compressed=compress_raw(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        identity=identify(result) if isinstance(result, Release) else None,
+    )
 
 
 def body_sha256(data: bytes) -> str:
