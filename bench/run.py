@@ -195,6 +195,11 @@ class Figures:
         """How many times longer govfeed's pipeline takes than a bare stdlib parse."""
         return self.bare_rate / self.rate
 
+    @property
+    def share(self) -> float:
+        """govfeed's import rate over the bare parse rate: the issue's goal is >= 0.5."""
+        return self.rate / self.bare_rate
+
 
 def measure(count: int) -> Figures:
     """The bare parse and `govfeed import` of a corpus of `count` messages (made if new)."""
@@ -207,16 +212,68 @@ def measure(count: int) -> Figures:
 def print_header() -> None:
     print(f"govfeed bench on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     columns = ("messages", "import s", "import/s", "RSS main", "RSS all", "bare/s")
-    print(" ".join(f"{c:>9}" for c in columns), f"{'ratio':>6}")
+    print(" ".join(f"{c:>9}" for c in columns), f"{'ratio':>6}", f"{'import/bare':>11}")
 
 
 def print_row(f: Figures) -> None:
     run = f.imported
     print(
         f"{f.count:>9} {run.seconds:>9.2f} {f.rate:>9.0f} {run.peak_main_mb:>6} MB"
-        f" {run.peak_tree_mb:>6} MB {f.bare_rate:>9.0f} {f.ratio:>5.1f}x"
+        f" {run.peak_tree_mb:>6} MB {f.bare_rate:>9.0f} {f.ratio:>5.1f}x {f.share:>11.2f}"
     )
     print(f"{'':>9} ~{f.size_kb:.1f} KB/message; govfeed: {run.summary}", flush=True)
+
+
+def stages(path: Path, sample: int = 500) -> dict[str, float]:
+    """Milliseconds per message of each stage, in this process, on the first `sample`
+    messages: the bare parse, govfeed's parse (stdlib + mail-parser), extraction, the
+    whole analysis a worker does (parse, authenticate, extract, assess, hash, compress),
+    and the writer's share (de-duplication and SQL, one transaction) in the main process.
+    """
+    import tempfile
+
+    from govfeed import pipeline
+    from govfeed.analysis import analyze
+    from govfeed.config import load_settings
+    from govfeed.extract import extract_release
+    from govfeed.models import RawMessage
+    from govfeed.parse import parse_message
+    from govfeed.sources import open_sources
+    from govfeed.store import Store
+
+    settings = load_settings(ROOT / "config" / "demo.toml")
+    (source,), _ = open_sources([path])
+    raws = [raw for _, raw in zip(range(sample), source.fetch(), strict=False)]
+    policy = pipeline.as_trust_policy(settings.authentication)
+
+    def per_message(work: object) -> float:
+        start = time.perf_counter()
+        for raw in raws:
+            work(raw)  # type: ignore[operator]
+        return (time.perf_counter() - start) * 1000 / len(raws)
+
+    figures = {"bare parse": per_message(lambda raw: email.message_from_bytes(raw.data))}
+    parsed = [parse_message(raw) for raw in raws]
+    figures["govfeed parse"] = per_message(parse_message)
+    start = time.perf_counter()
+    for message in parsed:
+        extract_release(message)
+    figures["extract"] = (time.perf_counter() - start) * 1000 / len(raws)
+    figures["whole analysis (worker)"] = per_message(lambda raw: analyze(raw.data, policy))
+    analyzed: list[tuple[RawMessage, object]] = [(r, analyze(r.data, policy)) for r in raws]
+    with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "s.db") as store:
+        start = time.perf_counter()
+        pipeline.save_analyzed(store, analyzed, pipeline.Summary())  # type: ignore[arg-type]
+        figures["writer (main process)"] = (time.perf_counter() - start) * 1000 / len(raws)
+    return figures
+
+
+def print_stages(figures: dict[str, float]) -> None:
+    print(
+        "per stage, ms/message (one process): "
+        + ", ".join(f"{name} {ms:.2f}" for name, ms in figures.items()),
+        flush=True,
+    )
 
 
 def checkout(rev: str) -> Path:
@@ -253,14 +310,20 @@ def main() -> None:
     parser.add_argument("--counts", default="10000,50000", help="comma-separated corpus sizes")
     parser.add_argument("--against", metavar="REV", help="compare with the code of a commit")
     parser.add_argument("--rounds", type=int, default=3, help="A/B rounds for --against")
+    parser.add_argument("--no-stages", action="store_true", help="skip the per-stage timing")
     args = parser.parse_args()
     if args.against:
         for count in args.counts.split(","):
             compare(int(count), args.against, args.rounds)
         return
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print_header()
-    for count in args.counts.split(","):
-        print_row(measure(int(count)))
+    counts = [int(count) for count in args.counts.split(",")]
+    for count in counts:
+        print_row(measure(count))
+    if not args.no_stages:
+        print_stages(stages(make_corpus(counts[0])))
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

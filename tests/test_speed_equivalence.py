@@ -186,3 +186,14 @@ def test_fixtures_parse_to_the_same_tree_with_the_boundary_matcher(
     ours = tree(email.message_from_bytes(data))
     monkeypatch.setattr(email.feedparser, "re", re)
     assert tree(email.message_from_bytes(data)) == ours
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
+def test_an_analysis_comes_back_equal_from_a_worker(path: Path) -> None:
+    import pickle
+
+    from govfeed.analysis import analyze, as_trust_policy
+
+    settings = load_settings(CONFIG)
+    analysis = analyze(path.read_bytes(), as_trust_policy(settings.authentication))
+    assert pickle.loads(pickle.dumps(analysis)) == analysis  # noqa: S301 - our own bytes
