@@ -24,6 +24,7 @@ import argparse
 import email
 import mailbox
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -95,6 +96,7 @@ class ImportRun:
     peak_tree_mb: int  # peak RSS of the main process and its parsing workers together
     workers: int  # the most parsing workers seen at once
     summary: str  # govfeed's closing line
+    cpu_seconds: float  # user + system time of govfeed and its workers: steadier under load
 
 
 def govfeed_import(path: Path, code: Path | None = None) -> ImportRun:
@@ -114,6 +116,7 @@ def govfeed_import(path: Path, code: Path | None = None) -> ImportRun:
     env = dict(os.environ)
     if code is not None:  # another commit's package, ahead of the installed one
         env["PYTHONPATH"] = str(code / "daemon")
+    cpu_before = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.Popen(
         [*command, "--log-level", "error", "import", "--no-progress", str(path)],
@@ -127,11 +130,18 @@ def govfeed_import(path: Path, code: Path | None = None) -> ImportRun:
         workers = max(workers, running)
         time.sleep(0.05)
     elapsed = time.perf_counter() - start
+    cpu = _children_cpu() - cpu_before
     assert proc.stdout is not None
     summary = proc.stdout.read().decode().strip().splitlines()[-1]
     if proc.returncode != 0:
         raise SystemExit(f"bench: govfeed import failed: {summary}")
-    return ImportRun(elapsed, peak_main // 1024, peak_tree // 1024, workers, summary)
+    return ImportRun(elapsed, peak_main // 1024, peak_tree // 1024, workers, summary, cpu)
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the reaped children: govfeed, with its workers (which it reaps)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _rss_kb(pid: int) -> tuple[int, int, int]:
@@ -297,15 +307,23 @@ def compare(count: int, rev: str, rounds: int) -> None:
     path = make_corpus(count)
     other = checkout(rev)
     rates: dict[str, list[float]] = {"this tree": [], rev: []}
+    cpu: dict[str, list[float]] = {"this tree": [], rev: []}
     for _ in range(rounds):
         for label, code in (("this tree", None), (rev, other)):
             run = govfeed_import(path, code)
             rates[label].append(count / run.seconds)
-            print(f"  {label:>10}: {count / run.seconds:7.0f} msg/s  {run.summary}", flush=True)
+            cpu[label].append(run.cpu_seconds * 1000 / count)
+            print(
+                f"  {label:>10}: {count / run.seconds:7.0f} msg/s,"
+                f" CPU {run.cpu_seconds * 1000 / count:.2f} ms/msg  {run.summary}",
+                flush=True,
+            )
     ours, theirs = (sorted(r)[len(r) // 2] for r in rates.values())
+    our_cpu, their_cpu = (sorted(c)[len(c) // 2] for c in cpu.values())
     print(
         f"median of {rounds}: this tree {ours:.0f} msg/s, {rev} {theirs:.0f} msg/s,"
-        f" ratio {ours / theirs:.2f}"
+        f" ratio {ours / theirs:.2f}; CPU per message (all processes) {our_cpu:.2f} vs"
+        f" {their_cpu:.2f} ms, ratio {their_cpu / our_cpu:.2f}"
     )
 
 
