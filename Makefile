@@ -6,9 +6,8 @@ PORT ?= 8001
 
 .PHONY: demo demo-db test lint fmt bench clean
 
-demo: demo-db  ## import the bundled example mail and browse it in Datasette
-	$(VENV)/bin/datasette serve $(DEMO_DB) --host 127.0.0.1 --port $(PORT) \
-	    --metadata config/datasette-metadata.json --setting suggest_facets off
+demo: demo-db  ## import the bundled example mail and read it on http://127.0.0.1:8001
+	$(VENV)/bin/govfeed --config config/demo.toml site --host 127.0.0.1 --port $(PORT)
 
 demo-db:
 	scripts/bootstrap site

@@ -5,7 +5,8 @@ Runs bench/run.py's file import measurement (`govfeed import` of an mbox against
 bench/imap.py's IMAP measurements against a private Dovecot on loopback for
 `--imap-count` messages (first sync against `govfeed import` of the same messages,
 mbsync's copy time, empty-poll latency, IDLE latency, idle RSS, peak RSS of N against
-N/10 messages), and prints one report: the machine and the date, then markdown tables
+N/10 messages), then bench/site.py's page latencies of `govfeed site` at 20,000
+releases (5,000 with --quick), and prints one report: the machine and the date, then markdown tables
 that can be pasted into the README's "Speed and memory" section. Progress goes to stderr,
 the report to stdout. Nothing here asserts a time: every figure is compared with the
 baseline measured in the same run (the bare parse, the file import).
@@ -20,6 +21,7 @@ bench/run.py and bench/imap.py still run on their own.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import statistics
@@ -30,6 +32,14 @@ from pathlib import Path
 
 import imap  # bench/imap.py: bench/ is this script's directory, first on sys.path
 import run  # bench/run.py
+
+# bench/site.py cannot be imported by name: `site` is the standard library module Python
+# loaded at start-up, so `import site` would give that one.
+_spec = importlib.util.spec_from_file_location("site_bench", Path(__file__).with_name("site.py"))
+assert _spec is not None and _spec.loader is not None
+site_bench = importlib.util.module_from_spec(_spec)
+sys.modules["site_bench"] = site_bench  # dataclasses look their module up there
+_spec.loader.exec_module(site_bench)
 
 QUICK_COUNTS, QUICK_IMAP_COUNT, QUICK_IDLE = "2000", 1000, 10
 
@@ -50,6 +60,7 @@ def main() -> None:
     counts = args.counts or (QUICK_COUNTS if args.quick else "10000,50000")
     imap_count = args.imap_count or (QUICK_IMAP_COUNT if args.quick else 5000)
     idle_seconds = QUICK_IDLE if args.quick else 60
+    site_releases = 5_000 if args.quick else 20_000
 
     started, start, load = datetime.now(UTC), time.perf_counter(), os.getloadavg()
     files = []
@@ -76,6 +87,11 @@ def main() -> None:
         imap_start = time.perf_counter()
         print_imap(imap.measure(imap_count, idle_seconds))
         took += f", {minutes(time.perf_counter() - imap_start)} for IMAP"
+    progress(f"reader's site at {site_releases:,} releases...")
+    site_start = time.perf_counter()
+    print()
+    site_bench.report(site_bench.measure(site_releases, site_bench.ROUNDS))
+    took += f", {minutes(time.perf_counter() - site_start)} for the site"
     print(f"The bench {took}.")
 
 

@@ -1,4 +1,4 @@
--- SQL views the Datasette site (config/datasette-metadata.json) reads.
+-- SQL views the reader's site (govfeed site; govfeed/site/metadata.json) reads.
 --
 -- published_releases: the releases a reader sees. Quarantined releases (unauthenticated
 -- mail that claims a government sender, held back by the mailbox's `unauthenticated =

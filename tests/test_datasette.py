@@ -1,5 +1,7 @@
-"""The Datasette site: config/datasette-metadata.json served by a real Datasette (0.65,
-with datasette-render-html and datasette-atom) over a database the real pipeline built.
+"""The Datasette tables, JSON API and canned queries behind the reader's site: the
+package's metadata (govfeed/site/metadata.json) served by a real Datasette 0.65 (with
+datasette-render-html and govfeed's plugin, as `govfeed site` runs it) over a database
+the real pipeline built. The reader's own pages are tested in test_site.py.
 
 The database: six fixture mails from tests/data/ (a DoD release seen twice and then
 corrected, an advisory, a transcript, a general GovDelivery bulletin), a bulletin whose
@@ -13,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,23 +22,18 @@ from typing import Any
 
 import httpx
 import pytest
-from markupsafe import escape
-
-pytest.importorskip("datasette", reason="Datasette is the `site` extra (scripts/bootstrap dev)")
-
 from datasette.app import Datasette
+from markupsafe import escape
 
 from govfeed import pipeline
 from govfeed.config import AuthenticationSettings
 from govfeed.models import RawMessage
+from govfeed.site import METADATA, create_datasette
 from govfeed.sources import open_sources
 from govfeed.store import Store
 
 ROOT = Path(__file__).parent.parent
 DATA = ROOT / "tests" / "data"
-METADATA = ROOT / "config" / "datasette-metadata.json"
-VIEWS_SQL = ROOT / "config" / "views.sql"
-ATOM = "{http://www.w3.org/2005/Atom}"
 
 FIXTURES = (
     "dod-release.eml",  # ROK-U.S. ministerial; "trash balloons" is in its body only
@@ -57,7 +53,7 @@ HOSTILE_BODY = (
 )
 QUARANTINED_TITLE = "Forged notice about quokkas"
 FAILED_MAIL = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR not mail at all"
-PUBLISHED_VIEW_COLUMNS = [
+PUBLISHED_VIEW_COLUMNS = [  # schema 5
     "id",
     "release_date",
     "title",
@@ -105,8 +101,8 @@ class Site:
         cookies = {"ds_actor": self.ds.sign({"a": {"id": "root"}}, "actor")} if root else None
         return asyncio.run(self.ds.client.get(path, cookies=cookies))
 
-    def json(self, path: str) -> Any:
-        response = self.get(path)
+    def json(self, path: str, *, root: bool = False) -> Any:
+        response = self.get(path, root=root)
         assert response.status_code == 200, (path, response.text[:500])
         return response.json()
 
@@ -148,22 +144,13 @@ def build_database(path: Path) -> None:
             policy=trusted,
         )
         assert (summary.new_releases, summary.quarantined, summary.failed) == (2, 1, 1)
-        views = store.conn.execute(
-            "select 1 from sqlite_master where type = 'view' and name = 'published_releases'"
-        ).fetchone()
-        if views is None:  # a schema without the view's migration: config/views.sql adds it
-            store.conn.executescript(VIEWS_SQL.read_text())
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     db = tmp_path_factory.mktemp("datasette") / "govfeed.db"  # the database is named "govfeed"
     build_database(db)
-    ds = Datasette(
-        [str(db)],
-        metadata=json.loads(METADATA.read_text()),
-        settings={"suggest_facets": False},
-    )
+    ds = create_datasette(db)
     asyncio.run(ds.invoke_startup())
     yield Site(ds, db)
     for database in ds.databases.values():
@@ -204,6 +191,8 @@ def test_metadata_describes_every_column_a_reader_sees(site: Site) -> None:
         "release_versions",
         "published_release_versions",
         "messages",
+        "contract_awards",
+        "published_contract_awards",
     ):
         columns = {row[1] for row in site.rows(f"pragma table_info({table})")}
         described = set(tables[table]["columns"])
@@ -215,26 +204,37 @@ def test_metadata_describes_every_column_a_reader_sees(site: Site) -> None:
     assert mailbox_columns == set(tables["mailbox_state"]["columns"])
 
 
-def test_internal_tables_are_hidden_and_reader_tables_listed(site: Site) -> None:
+def test_anonymous_readers_see_the_published_views_and_no_table(site: Site) -> None:
     database = site.json("/govfeed.json")
-    hidden = {t["name"] for t in database["tables"] if t["hidden"]}
-    shown = {t["name"] for t in database["tables"] if not t["hidden"]}
-    assert shown == {"mailbox_state"}
-    assert {"release_keys", "govfeed_migrations", "releases", "release_versions"} <= hidden
-    # Not even listed: raw mail, and messages (subscriber address, unsubscribe link).
-    assert not {"raw_messages", "messages", "contract_awards"} & (hidden | shown)
-    assert {name for name in hidden if name.startswith("releases_fts")} >= {"releases_fts"}
+    # Not even listed: every table (raw mail, messages with the subscriber's address,
+    # releases with the quarantined ones, FTS over every release) is the operator's.
+    assert database["tables"] == []
     views = {view["name"] for view in database["views"]}
     assert views == {
         "published_releases",
         "published_release_versions",
         "published_contract_awards",
     }
+    queries = {query["name"] for query in database["queries"]}
+    assert "problem_mail" not in queries
+    assert {"latest_releases", "releases_by_type", "search"} <= queries
+
+
+def test_the_operator_sees_every_table(site: Site) -> None:
+    database = site.json("/govfeed.json", root=True)
+    hidden = {t["name"] for t in database["tables"] if t["hidden"]}
+    shown = {t["name"] for t in database["tables"] if not t["hidden"]}
+    assert {"release_keys", "govfeed_migrations", "releases", "release_versions"} <= hidden
+    assert {"messages", "mailbox_state", "raw_messages"} <= hidden | shown
+    assert "problem_mail" in {query["name"] for query in database["queries"]}
 
 
 def test_raw_mail_and_arbitrary_sql_are_for_the_operator_only(site: Site) -> None:
-    assert site.get("/govfeed/raw_messages").status_code == 403
-    assert site.get("/govfeed/messages").status_code == 403
+    for table in ("raw_messages", "messages", "mailbox_state", "releases", "releases_fts"):
+        assert site.get(f"/govfeed/{table}").status_code == 403, table
+        assert site.get(f"/govfeed/{table}.json").status_code == 403, table
+    assert site.get("/govfeed/problem_mail").status_code == 403
+    assert site.get("/govfeed.db").status_code in (403, 404)
     assert site.get("/govfeed/messages", root=True).status_code == 200
     assert site.get("/govfeed?sql=select+1").status_code == 403
     assert site.get("/govfeed/raw_messages", root=True).status_code == 200
@@ -270,7 +270,7 @@ def test_reader_release_versions_leave_quarantined_texts_out(site: Site) -> None
     assert page.status_code == 200 and "quokka" not in page.text.lower()
     assert "Release versions" in page.text  # the metadata's title, with the HTML rendered
     # The operator table (hidden, reached by its address) keeps every version.
-    everything = site.json("/govfeed/release_versions.json?_shape=objects&_size=max")
+    everything = site.json("/govfeed/release_versions.json?_shape=objects&_size=max", root=True)
     assert QUARANTINED_TITLE in {row["title"] for row in everything["rows"]}
 
 
@@ -290,11 +290,11 @@ def test_releases_json_api(site: Site, published: list[tuple[Any, ...]]) -> None
 
 
 def test_operator_table_keeps_quarantined_releases(site: Site) -> None:
-    data = site.json("/govfeed/releases.json?_shape=objects&_facet=status")
+    data = site.json("/govfeed/releases.json?_shape=objects&_facet=status", root=True)
     assert data["rows"][0]["title"] == QUARANTINED_TITLE  # newest first, status shown
     statuses = {i["value"]: i["count"] for i in data["facet_results"]["status"]["results"]}
     assert statuses == {"published": 5, "quarantined": 1}
-    page = site.get(f"/govfeed/releases/{data['rows'][0]['id']}")
+    page = site.get(f"/govfeed/releases/{data['rows'][0]['id']}", root=True)
     assert page.status_code == 200
     assert "<p>Quokkas have taken over the harbour.</p>" in page.text
 
@@ -314,7 +314,10 @@ def test_full_text_search_finds_a_word_of_the_body(site: Site) -> None:
 def test_latest_releases_query(site: Site, published: list[tuple[Any, ...]]) -> None:
     data = site.json("/govfeed/latest_releases.json?_shape=objects")
     assert [row["title"] for row in data["rows"]] == [row[1] for row in published]
-    assert site.get("/govfeed/latest_releases").status_code == 200
+    page = site.get("/govfeed/latest_releases")
+    assert page.status_code == 200
+    body = page.text.split("</head>")[1]
+    assert "from published_releases" not in body  # the page opens with rows, not SQL
 
 
 def test_releases_by_type_query(site: Site, published: list[tuple[Any, ...]]) -> None:
@@ -341,77 +344,33 @@ def test_search_query(site: Site) -> None:
 
 def test_problem_mail_query_shows_failed_and_quarantined_mail(site: Site) -> None:
     ((failed_id, error),) = site.rows("select id, error from messages where status = 'failed'")
-    data = site.json("/govfeed/problem_mail.json?_shape=objects")
+    data = site.json("/govfeed/problem_mail.json?_shape=objects", root=True)
     by_id = {row["id"]: row for row in data["rows"]}
     assert by_id[failed_id]["error"] == error
     assert {row["status"] for row in data["rows"]} == {"failed", "quarantined"}
-    page = site.get("/govfeed/problem_mail")
+    page = site.get("/govfeed/problem_mail", root=True)
     assert page.status_code == 200
     assert error.split(":")[0] in page.text
-
-
-def feed_entries(site: Site, path: str) -> list[dict[str, str]]:
-    response = site.get(path)
-    assert response.status_code == 200, response.text[:500]
-    assert response.headers["content-type"].startswith("application/xml")
-    root = ET.fromstring(response.content)  # noqa: S314 - our own feed
-    assert root.tag == f"{ATOM}feed"
-    return [
-        {
-            "id": entry.findtext(f"{ATOM}id") or "",
-            "title": entry.findtext(f"{ATOM}title") or "",
-            "updated": entry.findtext(f"{ATOM}updated") or "",
-            "link": next((link.get("href", "") for link in entry.iter(f"{ATOM}link")), ""),
-            "content": entry.findtext(f"{ATOM}content") or "",
-        }
-        for entry in root.findall(f"{ATOM}entry")
-    ]
-
-
-def test_atom_feed_of_latest_releases(site: Site, published: list[tuple[Any, ...]]) -> None:
-    entries = feed_entries(site, "/govfeed/feed.atom")
-    assert [e["title"] for e in entries] == [row[1] for row in published]
-    assert [e["id"] for e in entries] == [f"tag:govfeed,2024:release:{row[0]}" for row in published]
-    assert all(e["updated"] and e["link"] for e in entries)
-    rok = next(e for e in entries if BODY_WORD in e["content"])
-    assert rok["link"].startswith("https://www.defense.gov/")
-    assert "<p>" in rok["content"]  # HTML content, escaped once in the XML
-
-
-def test_atom_feed_per_agency_and_type(site: Site, published: list[tuple[Any, ...]]) -> None:
-    agency = "U.S. Department of Defense"
-    entries = feed_entries(site, f"/govfeed/feed.atom?agency={agency}")
-    assert [e["title"] for e in entries] == [row[1] for row in published if row[3] == agency]
-    both = feed_entries(site, f"/govfeed/feed.atom?agency={agency}&release_type=advisory")
-    assert [e["title"] for e in both] == [
-        row[1] for row in published if row[3] == agency and row[4] == "advisory"
-    ]
-    assert len(both) == 1
-    # datasette-atom 0.9 fails on zero rows; the query gives a placeholder entry instead.
-    empty = feed_entries(site, "/govfeed/feed.atom?agency=Nobody")
-    assert [e["title"] for e in empty] == ["No releases yet"]
-    # Example Agency sent the hostile bulletin (published) and the quarantined one.
-    example = feed_entries(site, "/govfeed/feed.atom?agency=Example+Agency")
-    assert [e["title"] for e in example] == [HOSTILE_TITLE]
 
 
 def test_no_script_from_a_hostile_release_reaches_a_page_or_the_feed(site: Site) -> None:
     (release_id,) = site.rows("select id from releases where title = ?", HOSTILE_TITLE)
     pages = [
-        "/govfeed/published_releases",
-        "/govfeed/published_releases?_search=zanzibar",
-        "/govfeed/releases",
-        f"/govfeed/releases/{release_id[0]}",
-        "/govfeed/release_versions",
-        "/govfeed/published_release_versions",
-        "/govfeed/latest_releases",
-        "/govfeed/search?q=zanzibar",
-        "/govfeed/feed",
-        "/govfeed/feed.atom",
-        "/govfeed/feed.atom?agency=Example+Agency",
+        ("/govfeed/published_releases", False),
+        ("/govfeed/published_releases?_search=zanzibar", False),
+        ("/govfeed/releases", True),
+        (f"/govfeed/releases/{release_id[0]}", True),
+        ("/govfeed/release_versions", True),
+        ("/govfeed/published_release_versions", False),
+        ("/govfeed/latest_releases", False),
+        ("/govfeed/search?q=zanzibar", False),
+        ("/", False),
+        (f"/releases/{release_id[0]}", False),
+        ("/search?q=zanzibar", False),
+        ("/feeds/releases.atom", False),
     ]
-    for path in pages:
-        response = site.get(path)
+    for path, root in pages:
+        response = site.get(path, root=root)
         assert response.status_code == 200, path
         text = response.text
         assert "Zanzibar" in text, path  # the hostile release is on the page
@@ -424,10 +383,5 @@ def test_no_script_from_a_hostile_release_reaches_a_page_or_the_feed(site: Site)
 
 def test_schema_creates_the_published_releases_view(tmp_path: Path) -> None:
     with Store(tmp_path / "fresh.db") as store:
-        found = store.conn.execute(
-            "select 1 from sqlite_master where type = 'view' and name = 'published_releases'"
-        ).fetchone()
-        if found is None:
-            pytest.skip("no schema migration creates published_releases yet (config/views.sql)")
         columns = [row[1] for row in store.conn.execute("pragma table_info(published_releases)")]
     assert columns == PUBLISHED_VIEW_COLUMNS

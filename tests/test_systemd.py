@@ -25,7 +25,7 @@ MAX_EXPOSURE = 1.5
 # Each unit and the program its ExecStart names (replaced for verify).
 PROGRAMS = {
     "govfeed.service": "/usr/local/bin/govfeed",
-    "govfeed-datasette.service": "/opt/govfeed/bin/datasette",
+    "govfeed-site.service": "/usr/local/bin/govfeed",
 }
 ANALYZE_ENV = {**os.environ, "SYSTEMD_COLORS": "0", "SYSTEMD_PAGER": "", "LC_ALL": "C.UTF-8"}
 
@@ -78,15 +78,28 @@ def test_unit_has_what_the_daemon_contract_needs() -> None:
 
 
 def test_units_keep_outbound_network_where_imap_needs_it() -> None:
-    """govfeed must reach any IMAP server; only the Datasette unit is pinned to loopback."""
+    """govfeed must reach any IMAP server; only the site's unit is pinned to loopback."""
     govfeed = UNITS / "govfeed.service"
-    datasette = UNITS / "govfeed-datasette.service"
+    datasette = UNITS / "govfeed-site.service"
 
     assert values(govfeed, "IPAddressDeny") == []
     assert values(govfeed, "PrivateNetwork") == []
     assert "AF_INET AF_INET6 AF_UNIX" in values(govfeed, "RestrictAddressFamilies")
     assert values(datasette, "IPAddressDeny") == ["any"]
     assert values(datasette, "IPAddressAllow") == ["localhost"]
+
+
+def test_site_unit_runs_govfeed_site_on_the_configured_database() -> None:
+    """The site reads the database the daemon's config names, on loopback, as a plain exec."""
+    unit = UNITS / "govfeed-site.service"
+
+    assert values(unit, "ExecStart") == ["/usr/local/bin/govfeed site --host 127.0.0.1 --port 8001"]
+    assert "GOVFEED_CONFIG=/etc/govfeed/govfeed.toml" in values(unit, "Environment")
+    assert values(unit, "Type") == ["exec"]
+    assert values(unit, "DynamicUser") == ["yes"]
+    assert values(unit, "ProtectSystem") == ["strict"]
+    assert values(unit, "MemoryDenyWriteExecute") == ["yes"]
+    assert values(unit, "After", section="Unit") == ["govfeed.service"]
 
 
 def test_units_share_one_dynamic_user() -> None:
@@ -200,6 +213,7 @@ else:
         response = await Datasette(memory=True).client.get("/_memory.json?sql=select+1")
         assert response.status_code == 200
     asyncio.run(query())
+    import govfeed.site.plugin, uvicorn  # what govfeed-site.service loads
 print("sandboxed-ok")
 """
 

@@ -341,5 +341,33 @@ def _say_trust(settings: Settings, *, files: bool) -> None:
         click.echo(f"warning: {warning} (database {database}; {source})", err=True)
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--root",
+    is_flag=True,
+    help="Print a one-time link that signs you in as the operator (every table, SQL).",
+)
+@click.pass_obj
+def site(obj: Context, host: str, port: int, root: bool) -> None:
+    """Serve the reader's site: latest releases, search, release pages, feeds.
+
+    Datasette with govfeed's pages, read-only, on the configured database. Anonymous
+    visitors see published releases only; the operator signs in with --root.
+
+    \b
+    Example:
+        govfeed --config /etc/govfeed/govfeed.toml site --port 8001
+    """
+    # Imported here: Datasette and uvicorn are heavy, and no other command needs them.
+    from govfeed import site as site_module
+
+    try:
+        site_module.serve(obj.database_path(), host=host, port=port, root=root)
+    except GovfeedError as err:
+        raise click.ClickException(str(err)) from err
+
+
 def main() -> None:
     cli(prog_name="govfeed")
