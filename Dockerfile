@@ -22,10 +22,12 @@ RUN python -m venv /opt/venv
 WORKDIR /src
 # pyproject.toml names README.md (readme) and LICENSE (license-files): the build needs both.
 COPY pyproject.toml README.md LICENSE ./
+COPY requirements/site.txt ./requirements/site.txt
 COPY daemon ./daemon
-# `.` is this source tree; its dependencies are bounded by the ranges in pyproject.toml.
-# pip byte-compiles into the venv here, so the read-only runtime never writes .pyc files.
-RUN /opt/venv/bin/pip install --no-cache-dir ".[site]"
+# The exact, hash-checked versions of the lock (`make lock`), then `.` (this source tree)
+# alone. pip byte-compiles into the venv here, so the read-only runtime never writes .pyc.
+RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes --no-deps -r requirements/site.txt \
+    && /opt/venv/bin/pip install --no-cache-dir --no-deps ".[site]"
 
 
 FROM python:${PYTHON_VERSION}-slim-bookworm

@@ -5,17 +5,25 @@ Runs bench/run.py's file import measurement (`govfeed import` of an mbox against
 bench/imap.py's IMAP measurements against a private Dovecot on loopback for
 `--imap-count` messages (first sync against `govfeed import` of the same messages,
 mbsync's copy time, empty-poll latency, IDLE latency, idle RSS, peak RSS of N against
-N/10 messages), then bench/site.py's page latencies of `govfeed site` at 20,000
-releases (5,000 with --quick), and prints one report: the machine and the date, then markdown tables
-that can be pasted into the README's "Speed and memory" section. Progress goes to stderr,
-the report to stdout. Nothing here asserts a time: every figure is compared with the
-baseline measured in the same run (the bare parse, the file import).
+N/10 messages), then bench/folders.py's (200 folders, 60 with --quick, on a Dovecot at its
+default connection limit: connections held, threads, RSS against 3 folders, latency of a
+NOTIFY-, IDLE- and sweep-watched folder, the issue K acceptance run), then bench/site.py's
+page latencies of `govfeed site` at 20,000 releases (5,000 with --quick), and prints one
+report: the machine and the date, then markdown tables that can be pasted into the
+README's "Speed and memory" section. Progress goes to stderr, the report to stdout.
+Nothing here asserts a time: every figure is compared with the baseline measured in the
+same run (the bare parse, the file import, the 3-folder run).
 
     .venv/bin/python bench/all.py            # 10,000 and 50,000 messages, IMAP 5,000
     .venv/bin/python bench/all.py --quick    # 2,000 messages, IMAP 1,000, idle 10 s
     make bench BENCH_ARGS=--quick            # the same through make
 
-bench/run.py and bench/imap.py still run on their own.
+Then bench/bigfolder.py: the first sync of a big folder (`--big-count`, default 100,000,
+and a tenth of it; 1,000,000 when run on its own), how long a trickling server holds a
+poll, and how long SIGTERM takes in a stalled command.
+
+bench/run.py, bench/imap.py, bench/bigfolder.py and bench/folders.py still run on their
+own.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import bigfolder  # bench/bigfolder.py
+import folders  # bench/folders.py
 import imap  # bench/imap.py: bench/ is this script's directory, first on sys.path
 import run  # bench/run.py
 
@@ -41,7 +51,8 @@ site_bench = importlib.util.module_from_spec(_spec)
 sys.modules["site_bench"] = site_bench  # dataclasses look their module up there
 _spec.loader.exec_module(site_bench)
 
-QUICK_COUNTS, QUICK_IMAP_COUNT, QUICK_IDLE = "2000", 1000, 10
+QUICK_COUNTS, QUICK_IMAP_COUNT, QUICK_IDLE, QUICK_BIG = "2000", 1000, 10, 20_000
+QUICK_FOLDERS = 60
 
 
 def main() -> None:
@@ -55,6 +66,9 @@ def main() -> None:
         action="store_true",
         help=f"a quick look: --counts {QUICK_COUNTS} --imap-count {QUICK_IMAP_COUNT}, idle"
         f" {QUICK_IDLE} s instead of 60 s (explicit --counts/--imap-count still win)",
+    )
+    parser.add_argument(
+        "--big-count", type=int, help="messages in bench/bigfolder.py's big folder (100000)"
     )
     args = parser.parse_args()
     counts = args.counts or (QUICK_COUNTS if args.quick else "10000,50000")
@@ -87,6 +101,18 @@ def main() -> None:
         imap_start = time.perf_counter()
         print_imap(imap.measure(imap_count, idle_seconds))
         took += f", {minutes(time.perf_counter() - imap_start)} for IMAP"
+        big = args.big_count or (QUICK_BIG if args.quick else 100_000)
+        progress(f"a big folder of {big:,} messages, a trickling server, SIGTERM...")
+        big_start = time.perf_counter()
+        print()
+        bigfolder.report(bigfolder.measure(big))
+        took += f", {minutes(time.perf_counter() - big_start)} for the big folder"
+        count = QUICK_FOLDERS if args.quick else 200
+        progress(f"many folders: {count} on a Dovecot at its default connection limit...")
+        folders_start = time.perf_counter()
+        print()
+        folders.report(folders.measure(count))
+        took += f", {minutes(time.perf_counter() - folders_start)} for many folders"
     progress(f"reader's site at {site_releases:,} releases...")
     site_start = time.perf_counter()
     print()

@@ -1004,8 +1004,9 @@ HC_CALL_TO_ACTION = Image(
     _HC_HOME.replace("/?", "/login?"),
 )
 NBSP = "\u00a0"  # GovDelivery's editor leaves <p>&nbsp;</p> spacers between paragraphs
+HC_GREETING = "Luigi"  # the real sample's first-name merge field: the subscriber's, never stored
 HC_PARAGRAPHS = (
-    "Luigi",
+    HC_GREETING,
     NBSP,
     "Our records show you still need to apply for 2023 health coverage. **Don’t wait any "
     "longer - January 15 is the final day to enroll for coverage starting February 1**! "
@@ -1353,12 +1354,17 @@ def advanced_bulletin(
     topic_code: str = "EXCOUNTY_12",
     message_id: str | None = None,
     charset: str = "utf-8",
+    body_cell: str = "text",
+    images: Sequence[Image] = (),
 ) -> bytes:
     """A bulletin in GovDelivery's "Advanced" template: classes and ids prefixed `gd_ab_`.
 
     The `gd_ab_` names are plausibly invented (no real Advanced bulletin was at hand). This
     template's trackers are the older links.govdelivery.com/track?type=click kind, with
-    CL0 trackers in the footer; `headline` defaults to the subject.
+    CL0 trackers in the footer; `headline` defaults to the subject. `body_cell` is the
+    cell the account writes its paragraphs in: "text" (the body cell), "header" (after the
+    logo) or "footer" (inside `gd_ab_footer`, before GovDelivery's footer, as some
+    accounts do); `images` follow the paragraphs (src as given: a test may key them).
     """
     headline = headline or subject
     linker = _linker(bulletin_id, subscriber, topic_code, mail_date)
@@ -1378,16 +1384,25 @@ def advanced_bulletin(
         )
         button_text = f"{button[0]} [ {href} ]"
     footer = tuple(_render(p, linker.cl0, _GD_LINK) for p in _standard_footer(agency, linker))
+    body_html = "\n".join(f'<p style="{p_style}">{h}</p>' for h, _ in body) + "".join(
+        f'\n<p><img src="{html.escape(i.src)}" alt="{html.escape(i.alt)}" width="{i.width}" '
+        f'height="{i.height}"></p>'
+        for i in images
+    )
     blocks = {
         "preheader": _anchor(view_online, "View as a webpage", "color: #5b6770;"),
         "logo": f'<img src="https://content.govdelivery.com/attachments/fancy_images/'
                 f'{agency.account_code}/2024/02/7001234/logo_original.png" alt="{agency.name}" '
                 'width="240" height="60" style="border: none;">',
-        "body": "\n".join(f'<p style="{p_style}">{h}</p>' for h, _ in body),
+        "body": body_html,
         "button": button_html,
         "social": _anchor(linker.cl0("https://www.facebook.com/examplecounty"), "Facebook", ""),
         "footer": "\n".join(f"<p>{h}</p>" for h, _ in footer),
     }  # fmt: skip
+    if body_cell == "header":
+        blocks["logo"], blocks["body"] = blocks["logo"] + "\n" + body_html, ""
+    elif body_cell == "footer":
+        blocks["footer"], blocks["body"] = body_html + "\n" + blocks["footer"], ""
     tagline = agency.tagline(subscriber)
     text = _text_blocks(
         f"View as a webpage [ {view_online} ]",
@@ -1459,6 +1474,34 @@ def text_only_bulletin(
         f"{_RULE}\n\n{_strip_tags(agency.tagline(subscriber))}",
     )
     return _flatten(_headers(env), _qp_text(text, "plain", charset))
+
+
+def wrap_bulletin(
+    *,
+    agency: Agency,
+    subject: str,
+    mail_date: datetime,
+    bulletin_id: str,
+    html_part: str | None = None,
+    text_part: str | None = None,
+    subscriber: str = "subscriber@example.org",
+    topic_code: str = "",
+    account_known: bool = True,
+) -> bytes:
+    """A sent copy whose parts are given as they are (a real bulletin's HTML or text):
+    GovDelivery's headers around them. `account_known=False` leaves out X-Accountcode and
+    List-Unsubscribe (both name the account) for a sender whose account code is unknown."""
+    linker = _linker(bulletin_id, subscriber, topic_code or agency.account_code, mail_date)
+    env = _envelope(agency, subject, mail_date, subscriber, linker, message_id=None)
+    headers = _headers(env)
+    if not account_known:
+        named = ("X-Accountcode", "List-Unsubscribe", "List-Unsubscribe-Post")
+        headers = [(name, value) for name, value in headers if name not in named]
+    given = (("plain", text_part), ("html", html_part))
+    parts = [_qp_text(body, kind, "utf-8") for kind, body in given if body]
+    if len(parts) == 1:
+        return _flatten(headers, parts[0])
+    return _flatten(headers, _multipart("alternative", parts, _boundary(subject, mail_date)))
 
 
 # --------------------------------------------------------------------------- not bulletins

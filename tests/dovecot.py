@@ -23,6 +23,7 @@ API (for tests that talk IMAP)::
                                   back byte for byte (IMAP turns bare LF into CRLF)
     dovecot.append_many(messages, folder="INBOX", user=None)  many messages fast (IMAP APPEND)
     dovecot.create_folder(name, user=None) / delete_folder(name, user=None)
+    dovecot.create_folders(names, user=None)   many at once
                                   deleting and re-creating a folder gives a new UIDVALIDITY
     dovecot.mailbox_config(security="none", user=None, **overrides) -> dict
                                   the keys of one `[[mailboxes]]` entry for this server
@@ -38,7 +39,14 @@ API (for tests that talk IMAP)::
 
 `CutProxy(port)` forwards `proxy.port` to `port` and drops every open connection on `cut()`
 or once `cut_after(n)` more bytes went to the client: a network failure in the middle of a
-FETCH or an IDLE. `proxy.close()` when done.
+FETCH or an IDLE; `silence()` makes the open connections go quiet without closing them (a
+NAT box that forgot them). `proxy.close()` when done.
+
+`Dovecot(max_userip_connections=4, capability="IMAP4rev1 IDLE")` sets Dovecot's connection
+limit per user and address (1000 by default here; Dovecot's own default is 10) and what it
+announces after login (`imap_capability`: leave NOTIFY or LIST-STATUS out and govfeed takes
+its other paths); `dovecot.connections(user)` counts a user's connections at the server
+(`doveadm who`) and `dovecot.kick(user)` drops them all.
 
 Works as root (CI) and as an ordinary user. `close()` kills every process this server
 started (its process group) and removes the directory; should the test process itself be
@@ -132,7 +140,11 @@ def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
 class Dovecot:
     """A Dovecot master process with its own config, users file and Maildirs (see module doc)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, max_userip_connections: int = 1000, capability: str | None = None
+    ) -> None:
+        self.max_userip_connections = max_userip_connections
+        self.capability = capability  # imap_capability: what it announces after login
         dovecot = find_dovecot()
         if dovecot is None:
             raise RuntimeError("dovecot is not installed (apt-get install dovecot-imapd)")
@@ -295,8 +307,30 @@ class Dovecot:
             for data in messages:
                 client.append(folder, data)
 
+    def connections(self, user: str | None = None) -> int:
+        """How many IMAP connections `user` holds now, as the server counts them."""
+        result = subprocess.run(
+            ["doveadm", "-c", str(self.config_path), "who", "-1", user or self.user],
+            capture_output=True,
+            check=False,
+            cwd=self.root,
+            text=True,
+        )
+        if result.returncode not in (0, 68):  # 68: nobody is logged in
+            raise RuntimeError(f"doveadm who failed ({result.returncode}): {result.stderr}")
+        rows = [line.split() for line in result.stdout.splitlines()[1:]]
+        return sum(1 for row in rows if len(row) >= 2 and row[1] == "imap")
+
     def create_folder(self, name: str, user: str | None = None) -> None:
         self._doveadm("mailbox", "create", "-u", user or self.user, name)
+
+    def kick(self, user: str | None = None) -> None:
+        """Drop every connection of `user` (`doveadm kick`), as a server restart would."""
+        self._doveadm("kick", user or self.user)
+
+    def create_folders(self, names: Iterable[str], user: str | None = None) -> None:
+        """Many folders with one `doveadm` (one takes about 0.1 s)."""
+        self._doveadm("mailbox", "create", "-u", user or self.user, *names)
 
     def delete_folder(self, name: str, user: str | None = None) -> None:
         """Delete a folder and its messages."""
@@ -361,7 +395,8 @@ mail_location = maildir:{root}/mail/%u
 mail_fsync = never
 # Wrong-password tests must not slow every later login from 127.0.0.1 (auth penalty).
 auth_failure_delay = 0
-mail_max_userip_connections = 1000
+mail_max_userip_connections = {self.max_userip_connections}
+{f"imap_capability = {self.capability}" if self.capability else ""}
 service anvil {{
   unix_listener anvil-auth-penalty {{
     mode = 0
@@ -410,6 +445,12 @@ class Account:
 
     def create_folder(self, name: str) -> None:
         self.server.create_folder(name, self.user)
+
+    def create_folders(self, names: Iterable[str]) -> None:
+        self.server.create_folders(names, self.user)
+
+    def connections(self) -> int:
+        return self.server.connections(self.user)
 
     def delete_folder(self, name: str) -> None:
         self.server.delete_folder(name, self.user)
@@ -464,6 +505,7 @@ class CutProxy:
         self._cut_at: int | None = None
         self._freeze_at: int | None = None
         self._frozen = threading.Event()
+        self._silent: set[socket.socket] = set()
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -483,7 +525,7 @@ class CutProxy:
     def _pipe(self, source: socket.socket, sink: socket.socket, to_client: bool) -> None:
         try:
             while data := source.recv(65536):
-                while self._frozen.is_set() and not self._closed:
+                while (self._frozen.is_set() or source in self._silent) and not self._closed:
                     time.sleep(0.02)  # held back: the peer hears nothing
                 sink.sendall(data)
                 if to_client:
@@ -507,6 +549,12 @@ class CutProxy:
 
     def thaw(self) -> None:
         self._frozen.clear()
+
+    def silence(self) -> None:
+        """The connections open now stop passing anything on, both ways, and stay open (a
+        NAT box that forgot the flow); connections made later pass as usual."""
+        with self._lock:
+            self._silent.update(self._sockets)
 
     def cut(self) -> None:
         with self._lock:

@@ -19,6 +19,7 @@ from govfeed.config import (
     AuthenticationSettings,
     DatabaseSettings,
     MailboxSettings,
+    ReplicationSettings,
     Secret,
     Settings,
     load_settings,
@@ -233,9 +234,11 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
         AuthenticationSettings,
         MailboxSettings,
         AgencySettings,
+        ReplicationSettings,
     ):
         for key in model.model_fields:
-            pattern = rf"^\[{key}\]|^\[\[{key}\]\]|^#? ?{key} = "
+            # An optional section may be shown commented out: `# [replication]`.
+            pattern = rf"^#? ?\[{key}\]|^\[\[{key}\]\]|^#? ?{key} = "
             assert re.search(pattern, text, re.MULTILINE), f"{key} is not in the example"
 
 

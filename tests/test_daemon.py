@@ -20,12 +20,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from structlog.testing import capture_logs
 
-from govfeed import scheduler
 from govfeed.cli import cli
 from govfeed.daemon import Notifier
-from govfeed.scheduler import IdleWatcher, retry_delay
+from govfeed.scheduler import retry_delay
 from tests.dovecot import Account, Dovecot
 from tests.test_sync import debug_logs, release, rows, state, stored_uids  # noqa: F401 - debug_logs: a fixture
 
@@ -144,7 +142,7 @@ def test_idle_delivery_reaches_the_database_within_two_seconds(
 ) -> None:
     db = tmp_path / "g.db"
     daemon = start_daemon(write_config(tmp_path / "g.toml", db, mailbox(imap_account)))
-    daemon.wait_for("idle_watching")
+    daemon.wait_for("notify_watching")  # Dovecot has NOTIFY: one watcher for all
     wait_until(lambda: state(db).get("last_success_at"), 10, "the first poll")
     imap_account.deliver(release(1))
     delivered = time.monotonic()
@@ -162,14 +160,14 @@ def test_the_daemon_recovers_by_itself_from_a_server_restart(
 ) -> None:
     db = tmp_path / "g.db"
     daemon = start_daemon(write_config(tmp_path / "g.toml", db, mailbox(imap_account)))
-    daemon.wait_for("idle_watching")
+    daemon.wait_for("notify_watching")  # Dovecot has NOTIFY: one watcher for all
     imap_account.deliver(release(1))
     wait_until(lambda: stored_uids(db) == [1], 10, "the first message")
     dovecot.stop()
     dovecot.start()
     imap_account.deliver(release(2))
     wait_until(lambda: stored_uids(db) == [1, 2], 20, "the message sent after the restart")
-    assert daemon.events("idle_failed")  # the watcher saw the server go and came back
+    assert daemon.events("notify_failed")  # the watcher saw the server go and came back
     assert daemon.process.poll() is None
     daemon.send(signal.SIGTERM)
     assert daemon.exit_code() == 0
@@ -278,14 +276,11 @@ def test_a_rejected_login_is_retried_slowly_or_at_once_after_sighup(
         tmp_path / "g.toml", db, mailbox(imap_account, password_file=str(wrong), poll_interval=10)
     )
     daemon = start_daemon(config)
-    daemon.wait_for("login_failed", count=2)  # the poll and the IDLE watcher
+    daemon.wait_for("login_failed")  # the poll's: no watcher starts before it logs in
     [retry] = daemon.wait_for("poll_retry_scheduled")
     time.sleep(0.5)
-    failures = daemon.events("login_failed")
-    assert len(failures) == 2, "no tight loop of logins"
-    # The watcher's event says when it retries; the poll's retry is its own event.
-    retries = [e["retry_in"] for e in [*failures, retry] if "retry_in" in e]
-    assert len(retries) == 2 and min(retries) >= 300
+    assert len(daemon.events("login_failed")) == 1, "no tight loop of logins"
+    assert retry["retry_in"] >= 300
     assert state(db)["last_error"].startswith("login failed: ")
     assert WRONG_PASSWORD not in daemon.log.read_text()
     wrong.write_text(imap_account.password)  # the operator fixes it and sends SIGHUP:
@@ -294,40 +289,6 @@ def test_a_rejected_login_is_retried_slowly_or_at_once_after_sighup(
     assert daemon.wait_for("config_reloaded")[0]["retried"] == ["dod"]
     daemon.send(signal.SIGTERM)
     assert daemon.exit_code() == 0
-
-
-@pytest.mark.usefixtures("debug_logs")
-def test_the_idle_watcher_renews_its_idle_and_wakes_on_mail(
-    imap_account: Account, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(scheduler, "IDLE_RENEW_SECONDS", 0.2)
-    wakes: list[float] = []
-    watcher = IdleWatcher(
-        imap_account.mailbox_settings(), "INBOX", lambda: wakes.append(time.monotonic())
-    )
-    with capture_logs() as logs:
-        watcher.start()
-        wait_until(lambda: len(wakes) == 1, 10, "the wake after connecting")
-        wait_until(lambda: sum(e["event"] == "idle_renewed" for e in logs) >= 2, 10, "renewals")
-        imap_account.deliver(release(1))
-        delivered = time.monotonic()
-        wait_until(lambda: len(wakes) == 2, 10, "the wake for new mail")
-        watcher.stop.set()
-        assert watcher.join(5)
-    assert wakes[1] - delivered < 2.0
-    assert not [e for e in logs if e["log_level"] in ("warning", "error")]
-
-
-def test_a_stopped_idle_watcher_ends_without_waiting_for_its_renewal(
-    imap_account: Account,
-) -> None:
-    wakes: list[float] = []
-    watcher = IdleWatcher(imap_account.mailbox_settings(), "INBOX", lambda: wakes.append(0))
-    watcher.start()  # renews its IDLE every IDLE_RENEW_SECONDS, 10 minutes
-    wait_until(lambda: wakes, 10, "the wake after connecting")
-    time.sleep(0.5)  # in IDLE now
-    watcher.stop.set()
-    assert watcher.join(3)  # a reload or a shutdown does not leave it holding a connection
 
 
 def test_retry_delay_doubles_with_jitter_up_to_the_cap() -> None:

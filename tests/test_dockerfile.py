@@ -119,7 +119,8 @@ def test_images_are_pinned_and_the_venv_is_built_with_the_site_extra() -> None:
     assert len(bases) == 2
     assert len(images) == 1
     assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", images.pop())
-    assert 'pip install --no-cache-dir ".[site]"' in builder_runs
+    assert "--require-hashes --no-deps -r requirements/site.txt" in builder_runs  # the lock
+    assert 'pip install --no-cache-dir --no-deps ".[site]"' in builder_runs
     assert "COPY --from=builder /opt/venv /opt/venv" in [
         f"{keyword} {args}" for keyword, args in pairs
     ]

@@ -137,7 +137,13 @@ def test_a_read_only_database_is_refused_with_a_clear_error(small_fs: Path, mail
     db = small_fs / "govfeed.db"
     assert govfeed("--db", str(db), "import", str(mail)).returncode == 0
     remount(small_fs, "ro")
-    for command in (["import", str(mail)], ["run"], ["reparse"]):
+    # `run` needs a mailbox to get as far as the database (without one it exits 2 at once).
+    with_mailbox = small_fs.parent / "with-mailbox.toml"
+    with_mailbox.write_text(
+        DEMO.read_text() + '\n[[mailboxes]]\nname = "dod"\nhost = "127.0.0.1"\n'
+        'username = "feeds"\npassword_env = "GOVFEED_TEST_PASSWORD"\n'
+    )
+    for command in (["import", str(mail)], ["--config", str(with_mailbox), "run"], ["reparse"]):
         refused = govfeed("--db", str(db), *command)
         assert refused.returncode == 1, command
         assert error_lines(refused.stderr) == [

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import click
 
-from govfeed import __version__, daemon, pipeline, status, sync
-from govfeed.config import MailboxSettings, Settings, load_settings
+from govfeed import __version__, daemon, pipeline, replication, status, sync
+from govfeed.config import MailboxSettings, Settings, load_settings, read_secret
 from govfeed.errors import ConfigError, GovfeedError
+from govfeed.formats import printable
 from govfeed.logs import LEVELS, configure_logging
 from govfeed.sources import open_sources
 from govfeed.store import Store
@@ -198,7 +199,8 @@ def status_(obj: Context, as_json: bool, max_age: float | None) -> None:
 
     Reads the database only, so it works whether the daemon runs or not. Exit status:
     0 healthy, 1 degraded (a folder's last poll failed or none succeeded within the
-    window), 2 the config or the database is unusable.
+    window; an agency with expected_every_hours silent past it; with [replication], the
+    Litestream replica behind or unreadable), 2 the config or the database is unusable.
 
     \b
     Example:
@@ -212,7 +214,13 @@ def status_(obj: Context, as_json: bool, max_age: float | None) -> None:
             for folder in m.folders
         ]
         warnings = settings.trust_warnings(files=not settings.mailboxes)
-        report = status.collect_status(settings.database.path, watches, warnings=warnings)
+        report = status.collect_status(
+            settings.database.path,
+            watches,
+            warnings=warnings,
+            cadences=_cadences(settings),
+            replica=_replica_check(settings),
+        )
     except (GovfeedError, status.StatusError) as err:
         if as_json:
             click.echo(json.dumps({"healthy": False, "exit_code": 2, "error": str(err)}))
@@ -226,16 +234,40 @@ def status_(obj: Context, as_json: bool, max_age: float | None) -> None:
     sys.exit(report.exit_code)
 
 
+def _cadences(settings: Settings) -> list[status.Cadence]:
+    return [
+        status.Cadence(agency.name, agency.expected_every_hours)
+        for agency in settings.registry
+        if agency.expected_every_hours is not None
+    ]
+
+
+def _replica_check(settings: Settings) -> status.ReplicaCheck | None:
+    """Asks Litestream about the replica when `[replication]` is configured."""
+    config = settings.replication
+    if config is None:
+        return None
+    view = replication.look(config.litestream, config.litestream_config, settings.database.path)
+    return status.ReplicaCheck(str(config.litestream_config), config.max_lag_seconds, view)
+
+
 @cli.command()
 @click.pass_obj
 def run(obj: Context) -> None:
     """Run the daemon in the foreground: poll every mailbox on its schedule, and at once
-    when IMAP IDLE announces new mail.
+    when IMAP NOTIFY or IDLE announces new mail.
+
+    Each mailbox holds at most max_connections connections (default 3), whatever the
+    number of folders: one NOTIFY connection watches every folder where the server has
+    NOTIFY, else IDLE watches the first folders and a sweep checks the others every
+    sweep_interval seconds. A server's connection limit costs a connection for a while,
+    never a login backoff.
 
     SIGTERM or SIGINT let the batch being stored commit, then exit 0; SIGHUP reloads the
     configuration (a bad one is logged and the old one kept); SIGUSR1 prints every
     thread's stack to stderr (for a daemon that seems stuck). Under systemd Type=notify it
-    sends READY=1, WATCHDOG=1 and STOPPING=1. Exit status 2 if the config is unusable.
+    sends READY=1, WATCHDOG=1 and STOPPING=1. Exit status 2 if the config is unusable
+    or configures no mailbox (for mail in files, use `import`).
 
     \b
     Example:
@@ -245,7 +277,14 @@ def run(obj: Context) -> None:
     configure_logging(root.params["log_level"], stream="stdout")  # a service's logs: stdout
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
-        _say_trust(obj.settings(), files=False)
+        settings = obj.settings()
+        if not settings.mailboxes:
+            raise ConfigError(
+                f"{settings.source or 'no config file'}: no [[mailboxes]], so `run` has nothing"
+                " to poll; add one (config/govfeed.example.toml shows how), or use"
+                " `govfeed import` for mail in files"
+            )
+        _say_trust(settings, files=False)
         code = daemon.Daemon(obj.settings).run()
     except ConfigError as err:
         click.echo(f"error: {err}", err=True)
@@ -278,9 +317,9 @@ def poll(obj: Context) -> None:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
     except GovfeedError as err:
-        raise click.ClickException(str(err)) from err
+        raise click.ClickException(printable(str(err))) from err
     for result in results:
-        click.echo(result.line())
+        click.echo(printable(result.line()))
     sys.exit(0 if all(result.ok for result in results) else 1)
 
 
@@ -291,9 +330,11 @@ def check_config(obj: Context, connect: bool) -> None:
     """Validate the configuration and show what it sets up, secrets hidden.
 
     Prints the database and, per mailbox, the server, the folders and where the secret
-    comes from (never the secret itself). With --connect, logs in to each mailbox and
-    lists its folders. Exit status: 0 fine, 1 a mailbox could not be reached or lacks a
-    configured folder, 2 the configuration is invalid.
+    comes from (never the secret itself), and reads each password or token file. With
+    --connect, logs in to each mailbox and lists its folders. Exit status: 0 fine, 1 a
+    mailbox's password or token file is missing, unreadable or empty, or (--connect) a
+    mailbox could not be reached or lacks a configured folder, 2 the configuration is
+    invalid.
 
     \b
     Example:
@@ -315,18 +356,33 @@ def check_config(obj: Context, connect: bool) -> None:
             f"mailbox   {m.name}: {m.username} at {m.host}:{m.port} ({m.security}),"
             f" folders {', '.join(m.folders)}; secret from {key} {where}"
         )
-        if connect:
+        if not _check_secret_file(m):
+            failed = True
+        elif connect:
             failed = not _check_mailbox(m) or failed
     sys.exit(1 if failed else 0)
+
+
+def _check_secret_file(mailbox: MailboxSettings) -> bool:
+    """A secret file must be readable now; an environment variable or a systemd credential
+    exists only in the service's environment, so those are left to --connect."""
+    if mailbox.password_file is None and mailbox.oauth2_token_file is None:
+        return True
+    try:
+        read_secret(mailbox)
+    except ConfigError as err:
+        click.echo(f"          error: {err}")
+        return False
+    return True
 
 
 def _check_mailbox(mailbox: MailboxSettings) -> bool:
     try:
         found = sync.check_mailbox(mailbox)
     except GovfeedError as err:
-        click.echo(f"          error: {err}")
+        click.echo(printable(f"          error: {err}"))
         return False
-    click.echo(f"          logged in; {len(found)} folders: {', '.join(found)}")
+    click.echo(printable(f"          logged in; {len(found)} folders: {', '.join(found)}"))
     missing = [folder for folder in mailbox.folders if folder not in found]
     if missing:
         click.echo(f"          error: no such folder on the server: {', '.join(missing)}")
@@ -335,8 +391,8 @@ def _check_mailbox(mailbox: MailboxSettings) -> bool:
 
 def _say_trust(settings: Settings, *, files: bool) -> None:
     """One line on stderr at start when the trust settings quarantine every bulletin."""
-    database = settings.database.path
-    source = settings.source or "no config file: built-in defaults"
+    database = settings.database.path.absolute()
+    source = settings.source or "no config file: built-in defaults; pass --config FILE"
     for warning in settings.trust_warnings(files=files):
         click.echo(f"warning: {warning} (database {database}; {source})", err=True)
 

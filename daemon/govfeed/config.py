@@ -86,6 +86,16 @@ class DatabaseSettings(_Model):
     group: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]*[$]?$", max_length=32)
 
 
+class ReplicationSettings(_Model):
+    """`[replication]`: the Litestream set-up `govfeed status` checks (docs/deploy.md)."""
+
+    # The file `litestream replicate -config` runs with; it must list the database's path.
+    litestream_config: ConfigPath
+    # Degraded when the replica misses writes older than this (seconds).
+    max_lag_seconds: float = Field(default=600, gt=0)
+    litestream: str = "litestream"  # the program: a path, or a name on PATH or beside python
+
+
 class AuthenticationSettings(_Model):
     """How much to trust a message's claim to come from a government sender."""
 
@@ -175,9 +185,22 @@ class MailboxSettings(_Model):
     poll_interval: int = Field(default=300, ge=10)
     batch_size: int = Field(default=200, ge=1, le=5000)
     timeout: float = Field(default=60, gt=0, le=3600)
+    # A bigger message is recorded as failed ("too large"), its headers kept, never read
+    # whole; also the most any one server answer may carry. 1 KiB .. 1 GiB.
+    max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, le=1 << 30)
     post_action: str = "none"
     since: date | None = None
     idle: bool = True
+    # Connections govfeed may hold to this server at once: watching, polling and syncing
+    # alike (servers cap them per user: Dovecot 10 per user and address, Gmail 15,
+    # Microsoft 365 about 20, and the user's own mail clients count too).
+    max_connections: int = Field(default=3, ge=1, le=50)
+    # Folders no IDLE or NOTIFY connection watches are checked this often (LIST-STATUS or
+    # STATUS on the poll connection); only those whose numbers moved are synced.
+    sweep_interval: int = Field(default=60, ge=1, le=3600)
+    # IDLE/NOTIFY renewed and quiet connections sent NOOP at least this often, each with a
+    # reply deadline (`timeout`): NAT gateways forget a silent flow after 350 s.
+    keepalive_interval: int = Field(default=240, ge=1, le=1740)
     trusted_authserv_ids: tuple[str, ...] | None = None
     unauthenticated: Policy | None = None
 
@@ -260,6 +283,7 @@ class Settings(_Model):
     authentication: AuthenticationSettings = AuthenticationSettings()
     mailboxes: tuple[MailboxSettings, ...] = ()
     agencies: tuple[AgencySettings, ...] = ()
+    replication: ReplicationSettings | None = None
     _source: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
@@ -433,6 +457,7 @@ def _known_keys() -> list[str]:
         AuthenticationSettings,
         MailboxSettings,
         AgencySettings,
+        ReplicationSettings,
     ]
     return sorted({name for model in models for name in model.model_fields})
 

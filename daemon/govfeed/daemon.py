@@ -1,8 +1,9 @@
 """`govfeed run`: the long-running daemon that keeps the database in step with the mailboxes.
 
-APScheduler 3.x runs one poll job per mailbox (`max_instances=1`, `coalesce=True`, jitter;
-the jobs and their backoff are in `govfeed.scheduler`); an IDLE watcher thread per folder
-(where the server has IDLE) asks for a poll as soon as mail arrives. Signals: SIGTERM and
+APScheduler 3.x runs one job per mailbox (`max_instances=1`, `coalesce=True`, jitter; the
+job, its poll connection, sweeps, watchers and backoff are in `govfeed.scheduler`); a
+mailbox's watchers (NOTIFY or IDLE, `govfeed.watch`) ask for a run as soon as mail arrives,
+and the mailbox never holds more than `max_connections` connections. Signals: SIGTERM and
 SIGINT let the batch being stored commit, then exit 0; SIGHUP reloads the configuration
 (a bad one is logged and the old one kept). sd_notify READY, WATCHDOG and STOPPING under
 systemd `Type=notify`; the WAL is checkpointed every few minutes.
@@ -14,7 +15,6 @@ store lock while it waits for running jobs, so a job (or an event listener) that
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import queue
@@ -36,12 +36,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 from govfeed import sync
 from govfeed.config import MailboxSettings, Settings
 from govfeed.errors import ConfigError
-from govfeed.scheduler import JOB_PREFIX, IdleWatcher, Runner
+from govfeed.scheduler import JOB_PREFIX, Runner
 from govfeed.store import Store
 
 log = structlog.get_logger(__name__)
 
-WATCHER_STOP_SECONDS = 3.0  # at exit, how long IDLE watchers get to log out
+WATCHER_STOP_SECONDS = 3.0  # at exit, how long watchers get to log out
 CHECKPOINT_SECONDS = 300.0  # wal_checkpoint(TRUNCATE), so readers cannot grow the WAL
 MAX_JITTER_SECONDS = 30.0  # at most this much (or a tenth of the interval) added per poll
 _TICK_SECONDS = 5.0  # the main loop's longest sleep without a watchdog
@@ -87,7 +87,6 @@ class Daemon:
         self._reload_requested = False
         self._requests: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
         self._runners: dict[str, Runner] = {}
-        self._watchers: dict[str, list[IdleWatcher]] = {}
         self._notifier = Notifier.from_environment()
         self._scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -103,13 +102,6 @@ class Daemon:
         """Ask the main loop to run job `job_id` in `delay` seconds (thread-safe)."""
         self._requests.put((job_id, delay))
         self._poke.set()
-
-    def wake(self, name: str) -> None:
-        """New mail in mailbox `name`: poll it now, or again right after the running poll."""
-        runner = self._runners.get(name)
-        if runner is not None:
-            runner.pending.set()
-            self.request_run(runner.job_id)
 
     def _job_done(self, event: JobExecutionEvent) -> None:
         # Runs after the executor released the job's instance; a wake that came while it
@@ -145,7 +137,7 @@ class Daemon:
                 self._notifier.send("STOPPING=1")
                 log.info("daemon_stopping")
                 self._scheduler.shutdown(wait=True)  # a running poll commits its batch first
-                self._stop_watchers()
+                self._stop_runners()
         self._checkpoint()
         log.info("daemon_stopped")
         return 0
@@ -191,36 +183,28 @@ class Daemon:
     # -- mailboxes -----------------------------------------------------------------------
 
     def _add(self, mailbox: MailboxSettings) -> None:
-        """Schedule a mailbox's polls (the first one now) and start its IDLE watchers; for a
-        mailbox already known, replace them (its backoff is forgotten)."""
-        for watcher in self._watchers.pop(mailbox.name, []):
-            watcher.stop.set()  # it ends at its next IDLE renewal at the latest
-        runner = self._runners.get(mailbox.name) or Runner(self, mailbox)
-        runner.mailbox, runner.failures = mailbox, 0
-        self._runners[mailbox.name] = runner
-        jitter = min(mailbox.poll_interval / 10, MAX_JITTER_SECONDS)
+        """Schedule a mailbox's job (the first run now); for a mailbox already known,
+        take its new settings (its backoff is forgotten, its watchers replaced)."""
+        runner = self._runners.get(mailbox.name)
+        if runner is None:
+            runner = self._runners[mailbox.name] = Runner(self, mailbox)
+        else:
+            runner.reconfigure(mailbox)
+        jitter = min(runner.interval / 10, MAX_JITTER_SECONDS)
         self._scheduler.add_job(
             runner.run,
-            IntervalTrigger(seconds=mailbox.poll_interval, jitter=jitter),
+            IntervalTrigger(seconds=runner.interval, jitter=jitter),
             id=runner.job_id,
             name=f"poll {mailbox.name}",
             next_run_time=datetime.now(UTC),
             replace_existing=True,
         )
-        watchers = [
-            IdleWatcher(mailbox, folder, functools.partial(self.wake, mailbox.name))
-            for folder in (mailbox.folders if mailbox.idle else ())
-        ]
-        for watcher in watchers:
-            watcher.start()
-        self._watchers[mailbox.name] = watchers
 
     def _remove(self, name: str) -> None:
         runner = self._runners.pop(name)
         with suppress(JobLookupError):
             self._scheduler.remove_job(runner.job_id)
-        for watcher in self._watchers.pop(name, []):
-            watcher.stop.set()
+        runner.retire()
 
     def _reload(self) -> None:
         try:
@@ -242,15 +226,15 @@ class Daemon:
         log.info("config_reloaded", mailboxes=sorted(new), changed=changed, retried=failing)
         self._notifier.send(f"STATUS={self._status()}")
 
-    def _stop_watchers(self) -> None:
-        """Stop every IDLE watcher and give them a moment to log out; one stuck in a
-        network call is a daemon thread and does not hold up the exit."""
-        watchers = [w for ws in self._watchers.values() for w in ws]
-        for watcher in watchers:
-            watcher.stop.set()
+    def _stop_runners(self) -> None:
+        """Stop every watcher and close the poll connections (no job runs any more); a
+        watcher stuck in a network call is a daemon thread and does not hold up the exit."""
+        runners = list(self._runners.values())
+        for runner in runners:
+            runner.retire()
         deadline = time.monotonic() + WATCHER_STOP_SECONDS
-        for watcher in watchers:
-            watcher.join(max(deadline - time.monotonic(), 0.0))
+        for runner in runners:
+            runner.stop_watchers(max(deadline - time.monotonic(), 0.0))
 
     def _status(self) -> str:
         return f"watching {len(self._runners)} mailbox(es)"

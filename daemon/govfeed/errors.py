@@ -33,3 +33,18 @@ class ImapError(GovfeedError):
 
 class ImapAuthError(ImapError):
     """The IMAP server rejected the credentials."""
+
+
+class ImapLimitError(ImapError):
+    """The IMAP server refused a connection for a limit (too many connections), not for the
+    credentials: retried within a minute, with one connection less."""
+
+
+class ImapRuleViolation(ImapError):
+    """The server broke an IMAP rule the cursor relies on (UIDNEXT went back, a UID
+    appeared at or below the cursor or above UIDNEXT): the folder is read again from
+    its first UID, which de-duplication makes harmless."""
+
+    def __init__(self, message: str, rule: str) -> None:
+        super().__init__(message)
+        self.rule = rule

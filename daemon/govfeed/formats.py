@@ -1,4 +1,4 @@
-"""How times and raw mail are written to the database.
+"""How times and raw mail are written to the database, and server text to a terminal.
 
 Kept apart from `store` and `schema` so that the parsing workers, which need both, do
 not import sqlite_utils (about 15 MB of memory in every worker).
@@ -6,6 +6,7 @@ not import sqlite_utils (about 15 MB of memory in every worker).
 
 from __future__ import annotations
 
+import re
 import time
 import zlib
 from datetime import UTC, datetime
@@ -43,3 +44,18 @@ def iso(moment: datetime | None) -> str | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# C0 and C1 controls, DEL, and the bidirectional overrides that can reorder a line.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` safe for a terminal: control characters from a server or a sender (an
+    escape sequence in a folder name or an error text) shown as `\\x1b`, never obeyed."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

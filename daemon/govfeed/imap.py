@@ -3,12 +3,20 @@
 Fetches raw bytes and IMAP facts (UIDs, UIDVALIDITY, INTERNALDATE) and nothing else: no
 parsing, no database. Every imapclient, socket and TLS failure leaves this module as
 `ImapError` (or `ImapAuthError` for rejected credentials), and no message carries a secret.
+
+Nothing here trusts the server (see `govfeed.imapio` for the wire): every command has a
+deadline and a byte budget, UIDs are searched in windows so no answer depends on a line
+limit, messages are fetched in batches bounded in count and bytes, sizes are asked first
+so an oversized message is never downloaded, and numbers are checked before use. An
+answer that makes no sense is an `ImapError` naming it, never a traceback.
 """
 
 from __future__ import annotations
 
 import functools
 import imaplib
+import re
+import socket
 import ssl
 import threading
 import time
@@ -21,12 +29,25 @@ from typing import Any
 import structlog
 from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, LoginError, ProtocolError
+from imapclient.imap_utf7 import decode as decode_utf7
+from imapclient.response_parser import parse_fetch_response, parse_response
 
 from govfeed.config import MailboxSettings, Secret, read_secret
-from govfeed.errors import ConfigError, ImapAuthError, ImapError
+from govfeed.errors import (
+    ConfigError,
+    ImapAuthError,
+    ImapError,
+    ImapLimitError,
+    ImapRuleViolation,
+)
+from govfeed.imapdata import MAX_UID, Batch, groups, number, split_fetch
+from govfeed.imapio import BoundedClient, Cutoff
 from govfeed.models import RawMessage
 
 log = structlog.get_logger(__name__)
+
+# imaplib refuses commands it does not know; NOTIFY (RFC 5465) is valid once logged in.
+imaplib.Commands.setdefault("NOTIFY", ("AUTH", "SELECTED"))
 
 # RFC 2177: servers may drop an IDLE after 30 minutes; one wait never goes past 29.
 IDLE_MAX_SECONDS = 29 * 60
@@ -37,6 +58,28 @@ _NEW_MAIL = (b"EXISTS", b"RECENT")
 _FAILURES = (imaplib.IMAP4.error, OSError, EOFError)
 # Those of them after which the connection is unusable (rather than a NO or BAD answer).
 _BROKEN = (imaplib.IMAP4.abort, ProtocolError, OSError, EOFError)
+# What imapclient's and imaplib's parsers raise on an answer that makes no sense (a
+# UIDVALIDITY of "abc", a truncated FETCH): the server's fault, so an ImapError.
+_GARBAGE = (ValueError, IndexError, KeyError, TypeError, AttributeError)
+SEARCH_WINDOW = 50_000  # UIDs per UID SEARCH: the answer stays far below 1 MB
+FETCH_BYTES_PER_SECOND = 128 * 1024  # a FETCH's deadline grows by a second per 128 KiB
+HEADER_BYTES = 64 * 1024  # what is kept of an oversized message: its first 64 KiB of header
+_COMMAND_BYTES = 4 << 20  # what any other command's answer may carry, all lines together
+# A refusal for a limit rather than for the credentials: RFC 5530's UNAVAILABLE and LIMIT,
+# and the wording of servers that say it in words (Dovecot's "Maximum number of connections
+# from user+IP exceeded", Gmail's "Too many simultaneous connections").
+_LIMIT_WORDING = re.compile(
+    r"\[(UNAVAILABLE|LIMIT)\]|too many (simultaneous |concurrent )?connections"
+    r"|maximum number of connections|connection limit",
+    re.IGNORECASE,
+)
+# TCP keepalive on every IMAP socket: a NAT box or firewall that forgot a quiet flow (AWS
+# NAT: 350 s) drops its packets without a word; unanswered probes end the socket instead
+# after about KEEPIDLE + KEEPCNT * KEEPINTVL = 2 minutes.
+TCP_KEEPIDLE_SECONDS = 60
+TCP_KEEPINTVL_SECONDS = 15
+TCP_KEEPCNT = 4
+FolderNumbers = tuple[int, int, int]  # (UIDVALIDITY, UIDNEXT, MESSAGES) of a folder
 
 
 class ImapSession:
@@ -46,10 +89,17 @@ class ImapSession:
     timeout of the mailbox settings applies to every command, the connection included.
     """
 
-    def __init__(self, mailbox: MailboxSettings, secret: Secret | None = None) -> None:
+    def __init__(
+        self,
+        mailbox: MailboxSettings,
+        secret: Secret | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.mailbox = mailbox
         self._secret = secret  # None: read_secret() at each connect
-        self._client: IMAPClient | None = None
+        # Set (SIGTERM): every network call gives up within about a second.
+        self.stop = stop or threading.Event()
+        self._client: BoundedClient | None = None
         self._selected: tuple[str, bool] | None = None  # (folder, readonly)
         self._last_select: dict[bytes, Any] = {}
         self._log = log.bind(mailbox=mailbox.name)
@@ -85,17 +135,18 @@ class ImapSession:
         except (OSError, ssl.SSLError) as err:
             raise ConfigError(f"mailbox {m.name}: ca_file: cannot load {m.ca_file}: {err}") from err
         with self._errors("connect"):
-            client = IMAPClient(
+            client = BoundedClient(
                 m.host,
                 m.port,
-                ssl=m.security == "imaps",
-                ssl_context=context if m.security == "imaps" else None,
+                tls=context if m.security == "imaps" else None,
                 timeout=m.timeout,
+                stop=self.stop,
             )
         client.normalise_times = False  # INTERNALDATE with its offset, made UTC below
+        _set_keepalive(client.socket())
         try:
             if m.security == "starttls":
-                with self._errors("STARTTLS"):
+                with self._errors("STARTTLS", client):
                     try:
                         client.starttls(context)
                     except CapabilityError as err:
@@ -108,8 +159,9 @@ class ImapSession:
         self._selected = None
         self._log.debug("imap_connected", host=m.host, port=m.port, security=m.security)
 
-    def _login(self, client: IMAPClient, secret: Secret) -> None:
+    def _login(self, client: BoundedClient, secret: Secret) -> None:
         value = secret.reveal()
+        self._arm(client, "LOGIN")
         try:
             if secret.kind == "oauth2":
                 client.oauth2_login(self.mailbox.username, value)
@@ -119,12 +171,14 @@ class ImapSession:
             text = _text(err).replace(value, "********")
             # imapclient turns every failure during login into LoginError, a dropped
             # connection included; and RFC 5530 UNAVAILABLE is no verdict on the password.
-            if isinstance(err.__context__, imaplib.IMAP4.abort) or "[UNAVAILABLE]" in text:
+            if is_connection_limit(text):
+                raise ImapLimitError(f"{self._where}: connection limit: {text}") from None
+            if isinstance(err.__context__, imaplib.IMAP4.abort):
                 raise ImapError(f"{self._where}: login failed: {text}") from None
             raise ImapAuthError(
                 f"{self._where}: login as {self.mailbox.username} rejected: {text}"
             ) from None
-        except _FAILURES as err:
+        except (*_FAILURES, *_GARBAGE) as err:
             raise ImapError(f"{self._where}: login failed: {_describe(err)}") from None
 
     def close(self) -> None:
@@ -133,8 +187,9 @@ class ImapSession:
         if client is None:
             return
         try:
+            self._arm(client, "LOGOUT", min(self.mailbox.timeout, 5.0))
             client.logout()
-        except _FAILURES:
+        except (*_FAILURES, *_GARBAGE):
             _shutdown(client)
 
     def _drop(self) -> None:
@@ -167,12 +222,14 @@ class ImapSession:
     # -- reading -------------------------------------------------------------------------
 
     def folder_status(self, folder: str) -> tuple[int, int]:
-        """(UIDVALIDITY, UIDNEXT) of `folder`, from a fresh EXAMINE."""
+        """(UIDVALIDITY, UIDNEXT) of `folder`, from a fresh EXAMINE, both checked."""
         response = self._select(folder, readonly=True, fresh=True)
-        try:
-            return int(response[b"UIDVALIDITY"]), int(response[b"UIDNEXT"])
-        except KeyError as err:
-            raise ImapError(f"{self._where}: {folder}: EXAMINE gave no {err.args[0]!r}") from None
+        return self._uidvalidity(folder, response), self._uidnumber(folder, response, b"UIDNEXT")
+
+    def message_count(self, folder: str) -> int:
+        """EXISTS of `folder` as its last EXAMINE said."""
+        response = self._select(folder, readonly=True)
+        return number(response.get(b"EXISTS"), f"{self._where}: {folder}: EXISTS", 0)
 
     def new_uids(
         self,
@@ -180,58 +237,175 @@ class ImapSession:
         after_uid: int,
         since: date | None = None,
         since_until: int | None = None,
+        upto: int | None = None,
     ) -> list[int]:
-        """UIDs above `after_uid`, ascending. With `since`, only mail received on or after
-        it, among the UIDs up to `since_until` when that is given (all of them when not)."""
-        self._select(folder, readonly=True)
-        if since is None:
-            return self._search(folder, after_uid, ["UID", f"{after_uid + 1}:*"])
-        if since_until is None:
-            return self._search(folder, after_uid, ["UID", f"{after_uid + 1}:*", "SINCE", since])
-        # "a:b" is the same set as "b:a" (RFC 3501 9): only ask when the range is upward.
-        limited = ["UID", f"{after_uid + 1}:{since_until}", "SINCE", since]
-        older = self._search(folder, after_uid, limited) if after_uid < since_until else []
-        newer = self._search(folder, max(after_uid, since_until), ["UID", f"{since_until + 1}:*"])
-        return sorted(set(older) | set(newer))
+        """UIDs above `after_uid` up to `upto` (default: below UIDNEXT, from a fresh EXAMINE),
+        ascending: `iter_new_uids` in one list."""
+        top = self.folder_status(folder)[1] - 1 if upto is None else upto
+        windows = self.iter_new_uids(folder, after_uid, since, since_until, top)
+        return [uid for window in windows for uid in window]
 
-    def _search(self, folder: str, after_uid: int, criteria: list[Any]) -> list[int]:
+    def iter_new_uids(
+        self,
+        folder: str,
+        after_uid: int,
+        since: date | None,
+        since_until: int | None,
+        top: int,
+    ) -> Iterator[list[int]]:
+        """UIDs above `after_uid` up to `top`, ascending, a window of at most SEARCH_WINDOW
+        UIDs at a time (searched as it is asked for): no answer nears imaplib's line limit
+        and memory does not grow with the folder. With `since`, only mail received on or
+        after it, among the UIDs up to `since_until` when that is given (all when not).
+        Raises ImapRuleViolation when the server answers with a UID outside the window it
+        was asked about."""
+        if since is None or since_until is None:
+            yield from self._search_windows(folder, after_uid, top, since)
+            return
+        yield from self._search_windows(folder, after_uid, min(since_until, top), since)
+        yield from self._search_windows(folder, max(after_uid, since_until), top, None)
+
+    def uid_above(self, folder: str, top: int) -> int | None:
+        """The highest UID above `top` (UIDNEXT - 1 of an EXAMINE) that is still above
+        UIDNEXT after a fresh EXAMINE: the server broke the rule that UIDNEXT is above every
+        UID. None when there is none (mail that came meanwhile is no violation)."""
+        # "n:*" also matches the highest UID when it is below n (RFC 3501 6.4.8).
+        above = [uid for uid in self._search(folder, ["UID", f"{top + 1}:*"]) if uid > top]
+        if not above:
+            return None
+        _uidvalidity, uidnext = self.folder_status(folder)
+        return above[-1] if above[-1] >= uidnext else None
+
+    def _search_windows(
+        self, folder: str, after_uid: int, top: int, since: date | None
+    ) -> Iterator[list[int]]:
+        low = after_uid + 1
+        while low <= top:
+            high = min(low + SEARCH_WINDOW - 1, top)
+            criteria: list[Any] = ["UID", f"{low}:{high}"]
+            window = self._search(folder, criteria + (["SINCE", since] if since else []))
+            strays = [uid for uid in window if not low <= uid <= high]
+            if strays:
+                raise ImapRuleViolation(
+                    f"{self._where}: {folder}: UID SEARCH {low}:{high} answered UID"
+                    f" {strays[0]}, outside what was asked",
+                    "uid_outside_search",
+                )
+            if window:
+                yield window
+            low = high + 1
+            if not window and low <= top and self._has("ESEARCH"):
+                low = self._next_uid(folder, low, top)  # skip an empty stretch at once
+
+    def _search(self, folder: str, criteria: list[Any]) -> list[int]:
         with self._errors(f"{folder}: UID SEARCH"):
             found = self._imap.search(criteria)
-        # "n:*" always matches the highest UID, even when it is below n (RFC 3501 6.4.8).
-        return sorted(uid for uid in (int(u) for u in found) if uid > after_uid)
+        return sorted({number(uid, f"{self._where}: {folder}: a UID") for uid in found})
 
-    def fetch_batches(
-        self, folder: str, uids: Sequence[int], batch_size: int
-    ) -> Iterator[list[RawMessage]]:
-        """The messages `uids` in batches of at most `batch_size`, fetched with BODY.PEEK[]
-        (which leaves \\Seen alone). A UID expunged meanwhile is skipped."""
-        response = self._select(folder, readonly=True)
-        uidvalidity = int(response[b"UIDVALIDITY"])
-        source = f"imap:{self.mailbox.name}/{folder}"
+    def _next_uid(self, folder: str, low: int, top: int) -> int:
+        """The lowest UID in low:top by ESEARCH (RFC 4731), or top + 1 when there is none."""
+        with self._errors(f"{folder}: UID SEARCH RETURN (MIN)"):
+            imap = self._imap._imap
+            typ, data = imap._simple_command("UID", "SEARCH", "RETURN", "(MIN)", f"{low}:{top}")
+            _typ, lines = imap._untagged_response(typ, data, "ESEARCH")
+        for line in lines:
+            match = re.search(rb"\bMIN (\d+)", line if isinstance(line, bytes) else b"")
+            if match:
+                return max(low, min(number(match[1], f"{self._where}: {folder}: MIN"), top + 1))
+        return top + 1
+
+    def fetch_batches(self, folder: str, uids: Sequence[int], batch_size: int) -> Iterator[Batch]:
+        """The messages `uids` in batches of at most `batch_size` messages and at most
+        max_message_bytes (or one message), fetched with BODY.PEEK[] (which leaves \\Seen
+        alone). Sizes come first (RFC822.SIZE): a message over max_message_bytes is only
+        fetched as its first HEADER_BYTES of header, listed in the batch's `too_large`.
+        A UID expunged meanwhile is skipped."""
+        uidvalidity = self._uidvalidity(folder, self._select(folder, readonly=True))
         size = max(batch_size, 1)
         for start in range(0, len(uids), size):
             chunk = list(uids[start : start + size])
-            with self._errors(f"{folder}: UID FETCH"):
-                fetched = self._imap.fetch(chunk, [b"BODY.PEEK[]", b"INTERNALDATE"])
-            batch = []
+            sizes = self._sizes(folder, chunk)
             for uid in chunk:
-                item = fetched.get(uid)
-                data = None if item is None else item.get(b"BODY[]")
-                if data is None:
+                if uid not in sizes:
                     self._log.warning("imap_message_vanished", folder=folder, uid=uid)
-                    continue
-                batch.append(
-                    RawMessage(
-                        data=bytes(data),
-                        source=source,
-                        mailbox=self.mailbox.name,
-                        folder=folder,
-                        uid=uid,
-                        uidvalidity=uidvalidity,
-                        received_at=_utc(item.get(b"INTERNALDATE")),
-                    )
+            limit = self.mailbox.max_message_bytes
+            runs = list(groups([u for u in chunk if u in sizes], sizes, limit))
+            for n, (group, too_large) in enumerate(runs, start=1):
+                batch = Batch(self._fetch(folder, uidvalidity, group, sizes, too_large))
+                batch.too_large = {uid: sizes[uid] for uid in group if too_large}
+                batch.last_uid = chunk[-1] if n == len(runs) else group[-1]
+                yield batch
+            if not runs:
+                yield Batch(last_uid=chunk[-1])  # all gone: the cursor still moves
+
+    def _sizes(self, folder: str, uids: list[int]) -> dict[int, int]:
+        with self._errors(f"{folder}: UID FETCH RFC822.SIZE"):
+            fetched = self._imap.fetch(uids, [b"RFC822.SIZE"])
+        sizes = {}
+        for uid in uids:
+            value = fetched.get(uid, {}).get(b"RFC822.SIZE")
+            if value is not None:
+                sizes[uid] = number(value, f"{self._where}: {folder}: RFC822.SIZE", 0)
+        return sizes
+
+    def _fetch(
+        self,
+        folder: str,
+        uidvalidity: int,
+        uids: list[int],
+        sizes: dict[int, int],
+        too_large: bool,
+    ) -> list[RawMessage]:
+        part = "BODY[HEADER]<0>" if too_large else "BODY[]"
+        items = [f"BODY.PEEK[HEADER]<0.{HEADER_BYTES}>" if too_large else "BODY.PEEK[]"]
+        expected = len(uids) * HEADER_BYTES if too_large else sum(sizes[u] for u in uids)
+        action = f"{folder}: UID FETCH"
+        with self._errors(action, budget=expected):
+            responses = self._uid_fetch(folder, uids, [*items, "INTERNALDATE"])
+        source = f"imap:{self.mailbox.name}/{folder}"
+        batch = []
+        for uid in uids:
+            item = responses.get(uid)
+            data = None if item is None else item.get(part.encode())
+            if item is None or not isinstance(data, bytes):
+                self._log.warning("imap_message_vanished", folder=folder, uid=uid)
+                continue
+            batch.append(
+                RawMessage(
+                    data=data,
+                    source=source,
+                    mailbox=self.mailbox.name,
+                    folder=folder,
+                    uid=uid,
+                    uidvalidity=uidvalidity,
+                    received_at=_utc(item.get(b"INTERNALDATE")),
                 )
-            yield batch
+            )
+        return batch
+
+    def _uid_fetch(self, folder: str, uids: list[int], items: list[str]) -> dict[int, Any]:
+        """UID FETCH, each FETCH response parsed on its own: a UID whose message comes twice
+        is an error (imapclient would merge the two silently)."""
+        imap = self._imap._imap
+        wanted = ",".join(str(uid) for uid in uids)
+        typ, data = imap._simple_command("UID", "FETCH", wanted, f"({' '.join(items)})")
+        if typ != "OK":
+            text = b" ".join(d for d in data if isinstance(d, bytes))
+            raise imaplib.IMAP4.error(f"failed: {text.decode('utf-8', 'replace')}")
+        _typ, data = imap._untagged_response(typ, data, "FETCH")
+        merged: dict[int, dict[bytes, Any]] = {}
+        for response in split_fetch(data):
+            for uid, values in parse_fetch_response(response, False, True).items():
+                seen = merged.setdefault(number(uid, f"{self._where}: {folder}: a UID"), {})
+                if any(k.startswith(b"BODY[") for k in values) and any(
+                    k.startswith(b"BODY[") for k in seen
+                ):
+                    raise ImapError(
+                        f"{self._where}: {folder}: UID FETCH sent UID {uid} twice;"
+                        " the answer cannot be trusted"
+                    )
+                seen.update(values)
+        return merged
 
     def idle_wait(
         self,
@@ -258,6 +432,7 @@ class ImapSession:
             with self._errors(f"{folder}: IDLE"):
                 client.idle()
                 new_mail = self._idle_until(client, deadline, stop)
+            with self._errors(f"{folder}: IDLE DONE"):
                 _message, responses = client.idle_done()
         except ImapError:
             self._drop()  # whatever broke, never leave a connection half in IDLE
@@ -265,7 +440,7 @@ class ImapSession:
         return new_mail or _has_new_mail(responses)
 
     def _idle_until(
-        self, client: IMAPClient, deadline: float, stop: threading.Event | None
+        self, client: BoundedClient, deadline: float, stop: threading.Event | None
     ) -> bool:
         quiet_wakeups = 0
         while (remaining := deadline - time.monotonic()) > 0:
@@ -273,6 +448,7 @@ class ImapSession:
                 return False
             wait = min(remaining, IDLE_STOP_CHECK_SECONDS)
             started = time.monotonic()
+            self._arm(client, "IDLE")  # a fresh byte budget for what this check reads
             responses = client.idle_check(timeout=wait)
             if _has_new_mail(responses):
                 return True
@@ -315,6 +491,120 @@ class ImapSession:
                 else:
                     self._imap.expunge()
 
+    # -- many folders on few connections (NOTIFY, LIST-STATUS, STATUS) ------------------
+
+    def has(self, capability: str) -> bool:
+        """Whether the server announced `capability` (IDLE, NOTIFY, LIST-STATUS...)."""
+        return self._has(capability)
+
+    def folder_numbers(self, folders: Sequence[str]) -> dict[str, FolderNumbers]:
+        """(UIDVALIDITY, UIDNEXT, MESSAGES) of each folder, without selecting any: one
+        LIST-STATUS command (RFC 5819) where the server has it, else STATUS per folder.
+        A folder the server does not list is left out."""
+        if not folders:
+            return {}
+        if self._has("LIST-STATUS"):
+            return self._list_status(folders)
+        found = {}
+        for folder in folders:
+            try:
+                with self._errors(f"{folder}: STATUS"):
+                    items = self._imap.folder_status(folder, ["UIDVALIDITY", "UIDNEXT", "MESSAGES"])
+                found[folder] = _numbers(items)
+            except ImapError:
+                if not self.connected:
+                    raise
+                # A folder the server refuses (deleted, say) is left out: its sync says why.
+        return found
+
+    def _list_status(self, folders: Sequence[str]) -> dict[str, FolderNumbers]:
+        client = self._imap
+        patterns = b"(" + b" ".join(client._normalise_folder(f) for f in folders) + b")"
+        status = b"(STATUS (UIDVALIDITY UIDNEXT MESSAGES))"
+        with self._errors("LIST-STATUS"):
+            imap = client._imap
+            imap.untagged_responses.pop("STATUS", None)
+            typ, data = imap._simple_command("LIST", b'""', patterns, b"RETURN", status)
+            imap.untagged_responses.pop("LIST", None)
+            raw = imap.untagged_responses.pop("STATUS", [])
+            if typ != "OK":
+                raise ImapError(f"{self._where}: LIST-STATUS: {_text(ImapError(*data))}")
+            parsed = parse_response([line for line in raw if line is not None])
+        wanted = set(folders)
+        found = {}
+        for name, items in zip(parsed[::2], parsed[1::2], strict=False):
+            folder = self._folder_name(name)
+            if folder in wanted and isinstance(items, tuple):
+                found[folder] = _numbers(dict(zip(items[::2], items[1::2], strict=False)))
+        return found
+
+    def notify_set(self, folders: Sequence[str]) -> None:
+        """NOTIFY SET (RFC 5465): the server reports new and expunged messages of
+        `folders` (with a STATUS response) while this connection waits in `notify_wait`.
+        A server that takes fewer names (Dovecot: 100) is asked for all of the user's
+        own folders instead (`personal`); `notify_wait` ignores the others."""
+        client = self._imap
+        names = b" ".join(client._normalise_folder(f) for f in folders)
+        events = b"(MessageNew MessageExpunge)"
+        with self._errors("NOTIFY SET"):
+            command = client._imap._simple_command
+            typ, data = command("NOTIFY", b"SET", b"(mailboxes (" + names + b") " + events + b")")
+            if typ != "OK" and b"NOTIFICATIONOVERFLOW" in b" ".join(map(bytes, data)).upper():
+                typ, data = command("NOTIFY", b"SET", b"(personal " + events + b")")
+            if typ != "OK":
+                raise ImapError(f"{self._where}: NOTIFY SET: {_text(ImapError(*data))}")
+
+    def notify_wait(self, timeout: float, stop: threading.Event | None = None) -> set[str]:
+        """Wait in IDLE (after `notify_set`) until a watched folder changes or `timeout`
+        seconds pass; the folders the server reported as changed (empty on a timeout).
+        Ends within a second of `stop`. The IDLE is ended with DONE, whose reply has the
+        connection's timeout: a connection that went silent fails here."""
+        deadline = time.monotonic() + min(timeout, IDLE_MAX_SECONDS)
+        client = self._imap
+        changed: set[str] = set()
+        try:
+            with self._errors("NOTIFY IDLE"):
+                client.idle()
+                quiet_wakeups = 0
+                while not changed and (remaining := deadline - time.monotonic()) > 0:
+                    if stop is not None and stop.is_set():
+                        break
+                    wait = min(remaining, IDLE_STOP_CHECK_SECONDS)
+                    started = time.monotonic()
+                    self._arm(client, "NOTIFY IDLE")  # a fresh byte budget for this check
+                    responses = client.idle_check(timeout=wait)
+                    changed |= self._changed_folders(responses)
+                    # idle_check swallows EOF (see `_idle_until`): three empty, early
+                    # returns in a row mean the server is gone.
+                    early = not responses and time.monotonic() - started < wait - 0.01
+                    quiet_wakeups = quiet_wakeups + 1 if early else 0
+                    if quiet_wakeups >= 3:
+                        raise ImapError(f"{self._where}: the connection closed during IDLE")
+                self._arm(client, "NOTIFY IDLE DONE")  # its own deadline, from now
+                _message, responses = client.idle_done()
+                changed |= self._changed_folders(responses)
+        except ImapError:
+            self._drop()  # never leave a connection half in IDLE
+            raise
+        return changed
+
+    def _changed_folders(self, responses: Iterable[tuple[Any, ...]]) -> set[str]:
+        changed = set()
+        for response in responses:
+            if response and response[0] == b"BYE":
+                raise ImapError(f"{self._where}: the server ended the session during IDLE")
+            if len(response) >= 2 and response[0] == b"STATUS":
+                changed.add(self._folder_name(response[1]))
+        return changed
+
+    def _folder_name(self, name: Any) -> str:
+        """A folder name as the server sent it (parsed: bytes, or int when all digits)."""
+        if isinstance(name, int):
+            return str(name)
+        if isinstance(name, bytes):
+            return decode_utf7(name) if self._imap.folder_encode else name.decode()
+        return str(name)
+
     # -- helpers -------------------------------------------------------------------------
 
     @property
@@ -346,20 +636,69 @@ class ImapSession:
         self._last_select = response
         return response
 
+    def _uidvalidity(self, folder: str, response: dict[bytes, Any]) -> int:
+        return self._uidnumber(folder, response, b"UIDVALIDITY")
+
+    def _uidnumber(self, folder: str, response: dict[bytes, Any], key: bytes) -> int:
+        if key not in response:
+            raise ImapError(f"{self._where}: {folder}: EXAMINE gave no {key.decode()}")
+        top = MAX_UID + 1 if key == b"UIDNEXT" else MAX_UID
+        return number(response[key], f"{self._where}: {folder}: {key.decode()}", 1, top)
+
+    def _arm(
+        self,
+        client: BoundedClient,
+        action: str,
+        seconds: float | None = None,
+        budget: int = 0,
+    ) -> None:
+        """The limits of the next command: `seconds` (default: the mailbox's timeout, plus
+        time for the `budget` bytes of messages it may carry) and its bytes."""
+        limit = self.mailbox.max_message_bytes
+        if seconds is None:
+            seconds = self.mailbox.timeout + budget / FETCH_BYTES_PER_SECOND
+        client.reader.arm(
+            action,
+            seconds,
+            max_bytes=_COMMAND_BYTES + budget + budget // 8,
+            max_literal=limit if budget else 1 << 20,
+        )
+
     @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        """Turn imapclient/socket/TLS failures into ImapError naming the server and action."""
+    def _errors(
+        self, action: str, client: BoundedClient | None = None, *, budget: int = 0
+    ) -> Iterator[None]:
+        """Arm the deadline and budget of the command(s) inside, and turn imapclient,
+        socket and TLS failures and unreadable answers into ImapError naming the server
+        and action."""
         try:
+            client = client or self._client
+            if client is not None:
+                self._arm(client, action, budget=budget)
             yield
         except ImapError:
             raise
-        except _FAILURES as err:
+        except _FAILURES as err:  # first: an SSL error is a ValueError too
             if isinstance(err, _BROKEN):
                 self._drop()
-            raise ImapError(f"{self._where}: {action}: {_describe(err)}") from err
+            text = _describe(err)
+            if action == "connect" and is_connection_limit(text):  # a greeting of BYE
+                raise ImapLimitError(f"{self._where}: connection limit: {text}") from err
+            raise ImapError(f"{self._where}: {action}: {text}") from err
+        except _GARBAGE as err:
+            self._drop()
+            raise ImapError(
+                f"{self._where}: {action}: unreadable answer from the server"
+                f" ({type(err).__name__}: {err})"
+            ) from err
+
+
+_IMAPLIB_PREFIX = re.compile(r"^command: [A-Z]+ => ")
 
 
 def _describe(err: BaseException) -> str:
+    if isinstance(err, Cutoff):
+        return _text(err)
     if isinstance(err, TimeoutError):
         return "timed out"
     if isinstance(err, ssl.SSLCertVerificationError):
@@ -371,7 +710,38 @@ def _text(err: BaseException) -> str:
     text = str(err.args[0]) if len(err.args) == 1 else str(err)
     if text.startswith(("b'", 'b"')):  # imapclient passes the server's bytes through str()
         text = text[2:-1]
+    text = _IMAPLIB_PREFIX.sub("", text)  # the action is named by the caller already
+    if isinstance(err, imaplib.IMAP4.abort) and text.endswith("socket error: EOF"):
+        text = text.removesuffix("socket error: EOF") + "the server closed the connection"
+    elif isinstance(err, imaplib.IMAP4.abort) and not isinstance(err, Cutoff):
+        text = f"connection lost: {text}"  # BYE (its text), or an answer imaplib gave up on
     return text
+
+
+def is_connection_limit(text: str) -> bool:
+    """Whether a server's refusal speaks of a connection limit rather than credentials."""
+    return _LIMIT_WORDING.search(text) is not None
+
+
+def _numbers(items: dict[Any, Any]) -> FolderNumbers:
+    values = {(k.decode() if isinstance(k, bytes) else str(k)).upper(): v for k, v in items.items()}
+    try:
+        return int(values["UIDVALIDITY"]), int(values["UIDNEXT"]), int(values["MESSAGES"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ImapError(f"STATUS gave no usable numbers: {items!r}") from err
+
+
+def _set_keepalive(sock: socket.socket) -> None:
+    """TCP keepalive with short timers (where the platform has them; Linux does)."""
+    with suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for option, value in (
+            ("TCP_KEEPIDLE", TCP_KEEPIDLE_SECONDS),
+            ("TCP_KEEPINTVL", TCP_KEEPINTVL_SECONDS),
+            ("TCP_KEEPCNT", TCP_KEEPCNT),
+        ):
+            if hasattr(socket, option):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 def _has_new_mail(responses: Iterable[tuple[Any, ...]]) -> bool:

@@ -44,7 +44,11 @@ def configure_logging(
     if json is None:
         json = not out.isatty()
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer()
+        if json
+        # repr() of every value: a folder name or error text from a server shows its
+        # control characters as \x1b, never sends them to the terminal.
+        else structlog.dev.ConsoleRenderer(repr_native_str=True)
     )
     structlog.configure(
         processors=[

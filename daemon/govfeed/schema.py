@@ -261,12 +261,28 @@ def _trust_by_sender(db: sqlite_utils.Database) -> None:
     db.execute("CREATE VIEW published_contract_awards AS" + PUBLISHED_CONTRACT_AWARDS_VIEW)
 
 
+def _watch_columns(db: sqlite_utils.Database) -> None:
+    # How the daemon watches each folder (notify, idle, sweep, poll) and when the server
+    # last answered for it, for `govfeed status` (issue K).
+    db.table("mailbox_state").add_column("watch", str)
+    db.table("mailbox_state").add_column("last_checked_at", str)
+
+
+def _exists_at_cursor(db: sqlite_utils.Database) -> None:
+    # How many messages the server had at or below the cursor when a poll last read the
+    # whole folder (null since a partial read): more of them later under the same
+    # UIDVALIDITY means the server added UIDs below the cursor, and the folder is re-read.
+    db.table("mailbox_state").add_column("exists_at_cursor", int)
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("initial", _initial),
     ("published_releases_view", _published_releases_view),
     ("mailbox_state_since_until_uid", _since_until_uid),
     ("published_release_versions_view", _published_release_versions_view),
     ("trust_by_sender", _trust_by_sender),
+    ("mailbox_state_watch", _watch_columns),
+    ("mailbox_state_exists_at_cursor", _exists_at_cursor),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

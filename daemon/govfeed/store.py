@@ -453,9 +453,25 @@ class Store:
             " last_uid = excluded.last_uid, last_poll_at = excluded.last_poll_at,"
             " last_success_at = excluded.last_success_at, last_error = null,"
             " since_until_uid = case when excluded.last_uid < since_until_uid"
-            " then since_until_uid end",
+            " then since_until_uid end, exists_at_cursor = null",
             (mailbox, folder, uidvalidity, last_uid, now, now),
         )
+
+    def save_exists(self, mailbox: str, folder: str, count: int) -> None:
+        """After a poll read a whole folder: the server had `count` messages at or below
+        the cursor (see `load_exists`)."""
+        self.conn.execute(
+            "update mailbox_state set exists_at_cursor = ? where mailbox = ? and folder = ?",
+            (count, mailbox, folder),
+        )
+
+    def load_exists(self, mailbox: str, folder: str) -> int | None:
+        """The count `save_exists` saved, or None when the cursor moved since."""
+        row = self.conn.execute(
+            "select exists_at_cursor from mailbox_state where mailbox = ? and folder = ?",
+            (mailbox, folder),
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def start_scan(
         self, mailbox: str, folder: str, uidvalidity: int, since_until_uid: int | None
@@ -469,7 +485,7 @@ class Store:
             " since_until_uid) values (?, ?, ?, 0, ?, ?)"
             " on conflict (mailbox, folder) do update set uidvalidity = excluded.uidvalidity,"
             " last_uid = 0, last_poll_at = excluded.last_poll_at,"
-            " since_until_uid = excluded.since_until_uid",
+            " since_until_uid = excluded.since_until_uid, exists_at_cursor = null",
             (mailbox, folder, uidvalidity, utc_now(), since_until_uid),
         )
 
@@ -491,6 +507,17 @@ class Store:
             " values (?, ?, ?, ?) on conflict (mailbox, folder) do update set"
             " last_poll_at = excluded.last_poll_at, last_error = excluded.last_error",
             (mailbox, folder, utc_now(), error[:500]),
+        )
+
+    def save_watch(self, mailbox: str, folders: dict[str, tuple[str, str | None]]) -> None:
+        """How each folder is watched now and when it was last checked, {folder: (watch,
+        last_checked_at)}; a check never moves the cursor nor counts as a poll."""
+        self.conn.executemany(
+            "insert into mailbox_state (mailbox, folder, watch, last_checked_at)"
+            " values (?, ?, ?, ?) on conflict (mailbox, folder) do update set"
+            " watch = excluded.watch,"
+            " last_checked_at = coalesce(excluded.last_checked_at, last_checked_at)",
+            [(mailbox, folder, watch, checked) for folder, (watch, checked) in folders.items()],
         )
 
 

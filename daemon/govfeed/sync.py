@@ -3,14 +3,19 @@
 Per folder: compare UIDVALIDITY with the stored cursor (a change re-scans from UID 0; the
 pipeline's SHA-256 and Message-ID rules keep that free of duplicates), list the new UIDs,
 fetch them in bounded batches and store each batch in one transaction that also moves the
-cursor. A thread fetches the next batch while this one stores the last, so the transport
-adds little to the pipeline's time. Post-actions (`seen`, `move:`) run only after the
+cursor. A server that breaks the rules the cursor relies on (UIDNEXT going back, a UID
+above UIDNEXT, more messages at or below the cursor than the last full read saw) gets the
+same safe re-scan, logged as `imap_rule_violation`, instead of mail silently skipped. A
+message over `max_message_bytes` is stored as `failed` ("too large") from its headers and
+the cursor passes it. A thread fetches the next batch while this one stores the last, so
+the transport adds little to the pipeline's time. Post-actions (`seen`, `move:`) run only after the
 commit. A folder that fails is recorded in `mailbox_state` and the others are still polled.
 """
 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import itertools
 import queue
 import sqlite3
@@ -27,7 +32,14 @@ from govfeed import pipeline
 from govfeed.analysis import Analysis, Analyzer
 from govfeed.config import MailboxSettings, Settings
 from govfeed.decide import TrustPolicy
-from govfeed.errors import ConfigError, GovfeedError, ImapAuthError, ImapError, StoreError
+from govfeed.errors import (
+    ConfigError,
+    GovfeedError,
+    ImapAuthError,
+    ImapError,
+    ImapLimitError,
+    StoreError,
+)
 from govfeed.imap import ImapSession
 from govfeed.models import RawMessage
 from govfeed.store import Store
@@ -40,6 +52,7 @@ KEEPALIVE_SECONDS = 60.0
 # Below this many new messages a folder is analyzed in-process: a worker pool pays for its
 # start-up only on a backlog (measured: even at ~250 messages, 2 cores).
 POOL_MIN_MESSAGES = 256
+BIG_BATCH_BYTES = 8 << 20  # a batch this big is stored before the next is fetched
 _ERROR_CHARS = 300  # mailbox_state.last_error stays short: status prints it on one line
 
 
@@ -52,7 +65,7 @@ class FolderResult:
     uidnext: int | None = None
     last_uid: int = 0  # the stored cursor after this poll
     fetched: int = 0
-    rescanned: bool = False  # UIDVALIDITY was new or changed: read from UID 0
+    rescanned: bool = False  # UIDVALIDITY new or changed, or a rule violation: from UID 0
     error: str | None = None
 
 
@@ -79,6 +92,11 @@ class PollResult:
     def auth_failed(self) -> bool:
         return isinstance(self.connect_error, ImapAuthError)
 
+    @property
+    def limited(self) -> bool:
+        """The server refused the connection for its connection limit."""
+        return isinstance(self.connect_error, ImapLimitError)
+
     def line(self) -> str:
         """One line for a terminal: `dod: read 3, new releases 2, ... (failed: INBOX: ...)`."""
         problems = "; ".join(f"{f.folder}: {f.error}" for f in self.folders if f.error)
@@ -93,25 +111,29 @@ def poll_mailbox(
     mailbox: MailboxSettings,
     *,
     stop: threading.Event | None = None,
+    session: ImapSession | None = None,
+    folders: Sequence[str] | None = None,
 ) -> PollResult:
-    """Poll every folder of `mailbox` once and store what is new, judging senders by the
-    mailbox's authentication policy from `settings`.
+    """Poll every folder of `mailbox` (or only `folders`) once and store what is new,
+    judging senders by the mailbox's authentication policy from `settings`.
 
     Never raises for an IMAP or secret problem: a folder that fails gets its error in
     `mailbox_state.last_error` and in the result. Raises StoreError when the database
     itself fails. With `stop` set, returns after the batch being stored is committed.
+    With `session` (the daemon's poll connection), works on it, connecting it when needed,
+    and leaves it open; else opens a connection of its own and logs out at the end.
     """
     started = time.monotonic()
     poll = _Poll(
         store,
-        ImapSession(mailbox),
+        session or ImapSession(mailbox, stop=stop),
         PollResult(mailbox.name),
         settings.authentication_for(mailbox.name),
         stop,
     )
     with structlog.contextvars.bound_contextvars(mailbox=mailbox.name):
         try:
-            for folder in mailbox.folders:
+            for folder in mailbox.folders if folders is None else folders:
                 if poll.stopping:
                     poll.result.stopped = True
                     break
@@ -119,7 +141,8 @@ def poll_mailbox(
         except sqlite3.Error as err:
             raise StoreError(f"database {store.path}: {err}") from err
         finally:
-            poll.session.close()
+            if session is None:
+                poll.session.close()
         poll.result.seconds = time.monotonic() - started
         _log_finished(poll.result)
     return poll.result
@@ -152,6 +175,10 @@ def _poll_folder(poll: _Poll, folder: str) -> FolderResult:
             else:
                 _sync_folder(poll, outcome)
         except (ImapError, ConfigError) as err:
+            if poll.stopping:  # the stop request cut the connection: no failure of the folder
+                poll.result.stopped = True
+                log.info("folder_stopped", reason=str(err))
+                return outcome
             outcome.error = _error_text(err)
             log.error("folder_failed", error=str(err))
         if outcome.error is not None:
@@ -160,50 +187,110 @@ def _poll_folder(poll: _Poll, folder: str) -> FolderResult:
 
 
 def _connect(poll: _Poll) -> None:
+    error = connect(poll.session)
+    if error is not None and poll.stopping:  # the stop request cut the connection
+        poll.result.stopped = True
+        raise ImapError("stopped while connecting")  # the folder loop ends: stopping
+    poll.result.connect_error = error
+
+
+def connect(session: ImapSession) -> GovfeedError | None:
+    """Connect `session`; the error (logged: `login_failed` for rejected credentials,
+    `connection_limit` for a server's limit, else `connect_failed`) or None."""
     try:
-        poll.session.connect()
+        session.connect()
     except ImapAuthError as err:
-        poll.result.connect_error = err
         log.error("login_failed", error=str(err))
+        return err
+    except ImapLimitError as err:
+        log.warning("connection_limit", error=str(err))
+        return err
     except (ImapError, ConfigError) as err:
-        poll.result.connect_error = err
         log.error("connect_failed", error=str(err))
+        return err
+    return None
+
+
+def save_connect_error(store: Store, name: str, folders: Sequence[str], err: GovfeedError) -> None:
+    """Record a failed login or connection on each of `folders`."""
+    for folder in folders:
+        store.save_poll_error(name, folder, _error_text(err))
 
 
 def _sync_folder(poll: _Poll, outcome: FolderResult) -> None:
     session, store = poll.session, poll.store
     name, folder = session.mailbox.name, outcome.folder
     uidvalidity, uidnext = session.folder_status(folder)
+    exists = session.message_count(folder)
     known_validity, last_uid, since_until = store.load_cursor(name, folder)
     outcome.uidvalidity, outcome.uidnext = uidvalidity, uidnext
+    top = uidnext - 1  # every UID up to here existed at the EXAMINE
     if known_validity != uidvalidity:
         if known_validity is not None:
             log.warning("uidvalidity_changed", old=known_validity, new=uidvalidity)
         # `since` limits the mail there is now, also when this scan is interrupted.
-        since_until = uidnext - 1 if session.mailbox.since is not None else None
+        since_until = top if session.mailbox.since is not None else None
         store.start_scan(name, folder, uidvalidity, since_until)
         outcome.rescanned, last_uid = True, 0
+    elif top < last_uid:
+        _rescan(poll, outcome, "uidnext_backwards", f"UIDNEXT {uidnext} <= UID {last_uid}")
+        last_uid = 0
+    above = session.uid_above(folder, top)
+    if above is not None:
+        detail = f"UID {above} exists, UIDNEXT {uidnext}"
+        if not outcome.rescanned:
+            _rescan(poll, outcome, "uid_above_uidnext", detail)
+            last_uid = 0
+        else:
+            log.warning("imap_rule_violation", rule="uid_above_uidnext", detail=detail)
+        top = above
     since: date | None = None
     if since_until is not None and last_uid < since_until:
         since = session.mailbox.since
+    seen = None if outcome.rescanned or since is not None else store.load_exists(name, folder)
     # UIDNEXT says whether anything is new: an empty poll needs no SEARCH.
-    nothing_new = uidnext - 1 <= last_uid
-    uids = [] if nothing_new else session.new_uids(folder, last_uid, since, since_until)
-    if uids and _fetch_and_store(poll, outcome, uids):
-        poll.result.stopped = True
-        return
-    # Every UID below UIDNEXT existed when the SEARCH ran, so all of them were read (or
-    # skipped on purpose by `since`): the cursor can move to UIDNEXT - 1. Saving it also
-    # stamps last_poll_at/last_success_at, so an empty poll counts as a success.
-    outcome.last_uid = max(outcome.last_uid, last_uid, uidnext - 1)
-    store.save_cursor(name, folder, uidvalidity, outcome.last_uid)
+    found = 0
+    if top > last_uid:
+        windows = session.iter_new_uids(folder, last_uid, since, since_until, top)
+        stopped, found = _fetch_and_store(poll, outcome, windows, min(top - last_uid, exists))
+        if stopped:
+            poll.result.stopped = True
+            return
+    if seen is not None and exists - found > seen:
+        detail = f"{exists - found - seen} more message(s) at or below UID {last_uid}"
+        _rescan(poll, outcome, "uid_below_cursor", detail)
+        windows = session.iter_new_uids(folder, 0, None, None, top)
+        if _fetch_and_store(poll, outcome, windows, exists)[0]:
+            poll.result.stopped = True
+            return
+    # Every UID up to `top` existed when the SEARCH ran, so all of them were read (or
+    # skipped on purpose by `since`): the cursor can move to `top`. Saving it also stamps
+    # last_poll_at/last_success_at, so an empty poll counts as a success.
+    outcome.last_uid = max(outcome.last_uid, last_uid, top)
+    with store.transaction():
+        store.save_cursor(name, folder, uidvalidity, outcome.last_uid)
+        store.save_exists(name, folder, exists)
+
+
+def _rescan(poll: _Poll, outcome: FolderResult, rule: str, detail: str) -> None:
+    """Read the folder again from its first UID: the server broke a rule the cursor
+    relies on. De-duplication makes the second read of a stored message a no-op."""
+    assert outcome.uidvalidity is not None
+    log.warning("imap_rule_violation", rule=rule, detail=detail, action="rescan")
+    name = poll.session.mailbox.name
+    _known, _last, since_until = poll.store.load_cursor(name, outcome.folder)
+    poll.store.start_scan(name, outcome.folder, outcome.uidvalidity, since_until)
+    outcome.rescanned = True
 
 
 Analyzed = tuple[RawMessage, Analysis | None]  # a message and what the analyzer made of it
 
 
-def _fetch_and_store(poll: _Poll, outcome: FolderResult, uids: Sequence[int]) -> bool:
-    """Store `uids` batch by batch, moving `outcome.last_uid`; True when stopped early.
+def _fetch_and_store(
+    poll: _Poll, outcome: FolderResult, windows: Iterator[list[int]], expected: int
+) -> tuple[bool, int]:
+    """Store the UIDs of `windows` (about `expected` of them) batch by batch, moving
+    `outcome.last_uid`; (True when stopped early, how many UIDs the windows held).
 
     The fetched messages flow through the analyzer as one stream, as a file import's do
     (no pause at batch ends); its output is cut back into the fetched batches, each written
@@ -212,16 +299,16 @@ def _fetch_and_store(poll: _Poll, outcome: FolderResult, uids: Sequence[int]) ->
     """
     assert outcome.uidvalidity is not None
     name = poll.session.mailbox.name
-    prefetch = _Prefetcher(poll.session, outcome.folder, uids)
+    prefetch = _Prefetcher(poll.session, outcome.folder, windows)
     # A worker pool for a big backlog only: it starts in ~0.3 s.
-    workers = None if len(uids) >= POOL_MIN_MESSAGES else 0
+    workers = None if expected >= POOL_MIN_MESSAGES else 0
     analyzer = Analyzer(workers, poll.policy)
     stream = analyzer.stream(prefetch.messages(), skip=lambda r: pipeline.known(poll.store, r))
     group: list[Analyzed] = []
     try:
         for item in itertools.chain(stream, [None]):  # None: flush what is left at the end
             if item is not None:
-                group.append(item)
+                group.append(_mark_too_large(item, prefetch.too_large, poll.session.mailbox))
             while prefetch.batches and len(group) >= prefetch.batches[0][1]:
                 last_uid, count = prefetch.batches.popleft()
                 if poll.stopping and any(a and a.error for _, a in group[:count]):
@@ -229,20 +316,34 @@ def _fetch_and_store(poll: _Poll, outcome: FolderResult, uids: Sequence[int]) ->
                     # default KillMode) also kills the analyzer's workers: their messages
                     # come back failed. Leave the batch to the next poll instead.
                     log.info("batch_left_for_next_poll", last_uid=last_uid)
-                    return True
+                    return True, prefetch.found
                 cursor = pipeline.Cursor(name, outcome.folder, outcome.uidvalidity, last_uid)
                 _save_analyzed(poll.store, group[:count], poll.result.summary, cursor)
                 prefetch.committed([raw.uid for raw, _ in group[:count] if raw.uid is not None])
                 outcome.last_uid, outcome.fetched = last_uid, outcome.fetched + count
                 del group[:count]
                 if poll.stopping:
-                    return True
+                    return True, prefetch.found
     finally:
         prefetch.close()
         analyzer.close()
     if prefetch.failure is not None:
         raise prefetch.failure
-    return False
+    return False, prefetch.found
+
+
+def _mark_too_large(
+    item: Analyzed, too_large: dict[int, int], mailbox: MailboxSettings
+) -> Analyzed:
+    """A message fetched by its header only (over max_message_bytes) is stored failed,
+    with the header's fields (subject, sender) so that it shows in status and Datasette."""
+    raw, analysis = item
+    size = too_large.get(raw.uid) if raw.uid is not None else None
+    if size is None or analysis is None:
+        return item
+    error = f"too large: {size} bytes > limit {mailbox.max_message_bytes}"
+    log.warning("message_too_large", uid=raw.uid, size=size, limit=mailbox.max_message_bytes)
+    return raw, dataclasses.replace(analysis, result=None, error=error)
 
 
 def _save_analyzed(
@@ -268,17 +369,20 @@ class _Prefetcher:
     messages); a fetch error is raised in the caller's thread after the batches before it.
     """
 
-    def __init__(self, session: ImapSession, folder: str, uids: Sequence[int]) -> None:
+    def __init__(self, session: ImapSession, folder: str, windows: Iterator[list[int]]) -> None:
         self._session = session
         self._folder = folder
-        size = session.mailbox.batch_size
-        self._chunks = [list(uids[i : i + size]) for i in range(0, len(uids), size)]
+        self._windows = windows  # searched in this thread, one window at a time
+        self.found = 0  # UIDs the windows held (final once the stream has ended)
         # One batch waits in the queue while the caller stores another: bounded memory.
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=1)
         self._done: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
         self._quit = threading.Event()
+        self._taken = threading.Event()  # the caller took the batch handed over last
+        self._stored = threading.Event()  # ... and stored it
         self._last_command = time.monotonic()
         self.batches: deque[tuple[int, int]] = deque()
+        self.too_large: dict[int, int] = {}  # UIDs fetched by their header only: size
         self.failure: ImapError | None = None
         context = contextvars.copy_context()  # the thread logs with mailbox and folder bound
         self._thread = threading.Thread(
@@ -305,6 +409,7 @@ class _Prefetcher:
                 if self._thread.is_alive() or not self._queue.empty():
                     continue
                 raise ImapError(f"{self._folder}: the fetch thread ended early") from None
+            self._taken.set()
             if item is None:
                 return
             if isinstance(item, BaseException):
@@ -313,6 +418,7 @@ class _Prefetcher:
 
     def committed(self, uids: list[int]) -> None:
         """The caller has committed these messages: their post-action may run."""
+        self._stored.set()
         if self._session.mailbox.post_action != "none" and uids:
             self._done.put(uids)
 
@@ -330,16 +436,42 @@ class _Prefetcher:
     def _run(self) -> None:
         last: _Item = None
         try:
-            for chunk in self._chunks:
+            for chunk in self._chunks():
                 self._post_actions()
                 if self._quit.is_set():
                     return
-                [batch] = self._session.fetch_batches(self._folder, chunk, len(chunk))
-                self._last_command = time.monotonic()
-                self._hand_over((chunk[-1], batch))
+                # One chunk may come in several batches: bytes in flight are bounded too.
+                for batch in self._session.fetch_batches(self._folder, chunk, len(chunk)):
+                    self._last_command = time.monotonic()
+                    self.too_large.update(batch.too_large)  # before the hand-over: seen after
+                    self._stored.clear()
+                    self._hand_over((batch.last_uid, batch))
+                    # Big messages: the next is fetched once this one is stored, so one of
+                    # them at a time is in memory (parsing one costs several times its size).
+                    big = sum(len(raw.data) for raw in batch) >= BIG_BATCH_BYTES
+                    self._wait_taken(self._stored if big else self._taken)
+                    if self._quit.is_set():
+                        return
         except Exception as err:  # noqa: BLE001 - handed to the caller's thread, raised there
             last = err
         self._hand_over(last)
+
+    def _chunks(self) -> Iterator[list[int]]:
+        size = self._session.mailbox.batch_size
+        for window in self._windows:
+            self.found += len(window)
+            for start in range(0, len(window), size):
+                yield window[start : start + size]
+
+    def _wait_taken(self, event: threading.Event) -> None:
+        """Fetch the next batch only once the caller has taken this one (or, for a big one,
+        stored it): at most one batch is being analyzed and one fetched. Keeps the
+        connection alive and runs post-actions meanwhile."""
+        while not self._quit.is_set() and not event.wait(0.5):
+            quiet_for = time.monotonic() - self._last_command
+            if quiet_for >= KEEPALIVE_SECONDS:
+                self._keepalive(quiet_for)
+            self._post_actions()
 
     def _hand_over(self, item: _Item) -> None:
         while not self._quit.is_set():
@@ -348,6 +480,7 @@ class _Prefetcher:
                 self._keepalive(quiet_for)
                 continue
             try:  # short waits: `close()` may ask this thread to quit meanwhile
+                self._taken.clear()
                 self._queue.put(item, timeout=min(0.5, KEEPALIVE_SECONDS - quiet_for))
                 return
             except queue.Full:

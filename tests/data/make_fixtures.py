@@ -186,7 +186,8 @@ def general_expected(raw: bytes) -> dict[str, Any]:
     }  # fmt: skip
     sender = _sender(raw)
     title, agency, bulletin_id, paragraphs = table[sender["from_name"]]
-    body = mailgen.body_text(paragraphs)
+    # A greeting names the subscriber: it never reaches the stored body (issue E).
+    body = mailgen.body_text([p for p in paragraphs if p != m.HC_GREETING])
     return {
         "kind": "release",
         "title": title,

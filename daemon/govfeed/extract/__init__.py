@@ -30,6 +30,8 @@ Decisions the stored fields rest on:
   Advanced template's headline), else the Subject.
 - url: the View Online / "View in browser" target unwrapped and normalised; a tracker
   that cannot be decoded gives no URL rather than a subscriber-specific tracking link.
+- privacy: every release passes `privacy.scrub_release` last: no greeting, subscriber
+  address or per-recipient token reaches title, body, links or url.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from govfeed.extract.contracts import parse_awards
 from govfeed.extract.dod import extract_dod, is_dod
 from govfeed.extract.facts import Facts, gather_facts
 from govfeed.extract.govdelivery import extract_govdelivery
+from govfeed.extract.privacy import scrub_release, subscriber_of
 from govfeed.models import Ignored, ParsedMessage, Release
 
 __all__ = ["extract_release"]
@@ -88,6 +91,7 @@ def extract_release(msg: ParsedMessage) -> Release | Ignored:
     release = extract_dod(msg, facts) if is_dod(msg, facts) else None
     if release is None:  # not DoD, or DoD mail without the release layout
         release = extract_govdelivery(msg, facts)
+    release = scrub_release(release, subscriber_of(msg, facts.sender.subscriber))
     _check(release)
     if release.release_type == "contract":  # one row per award (contract_awards)
         release = dataclasses.replace(release, awards=parse_awards(release.body_text))

@@ -132,6 +132,15 @@ def body_links(blocks: Iterable[Block]) -> tuple[Link, ...]:
     return tuple(out)
 
 
+def is_social_link(link: Link) -> bool:
+    """A link to the agency's page on a social network."""
+    try:
+        host = urlsplit(link.url.lower()).hostname or ""
+    except ValueError:
+        return False
+    return any(host == social or host.endswith("." + social) for social in _SOCIAL_HOSTS)
+
+
 def is_boilerplate_link(link: Link) -> bool:
     """Social, unsubscribe, preference and GovDelivery links."""
     url = link.url.lower()

@@ -1,49 +1,34 @@
 """The general GovDelivery bulletin profile.
 
-Three readings, first that yields a body wins: the standard template (`table#yahoo`:
-`#main-headline` is the title, the other id'd cells inside it the body, never the
-preheader, header, footer, `#mail_footer` or `#tagline`), the "Advanced" template (any
-element whose id or class starts with `gd_ab_`, its role read from the rest of the name),
-then any HTML body, then the text/plain part; the last two are cut at the footer.
+The body is found by content (`body.choose_body`), wherever the template puts it: the
+whole HTML body is read as blocks and ranked; template names are hints only. The title
+is the headline cell a template marks (standard `#main-headline`, an Advanced `gd_ab_`
+headline or title), else the h1/h2 just before the body, else the Subject. With no HTML
+body text the text/plain part is read the same way. A bulletin whose body cannot be
+found raises ExtractError saying what the message held instead.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
 
-from selectolax.lexbor import LexborHTMLParser, LexborNode
+from selectolax.lexbor import LexborHTMLParser
 
-from govfeed.extract.boilerplate import body_links, is_noise, trim_boilerplate
+from govfeed.errors import ExtractError
+from govfeed.extract.body import (
+    BOILER,
+    Judged,
+    choose_body,
+    judge_all,
+    split_boilerplate_lines,
+)
+from govfeed.extract.boilerplate import body_links
 from govfeed.extract.dates import parse_date_line
 from govfeed.extract.facts import Facts
 from govfeed.extract.html import Block, blocks_text, html_blocks, node_text, render_html
 from govfeed.extract.plain import reflow
 from govfeed.models import ParsedMessage, Release
 
-# Standard-template cells that are never body: the rest of table#yahoo's id'd cells are.
-_NOT_BODY = re.compile(
-    r"^(?:preheader|header|main-header|main-headline|main-footer|footer|mail_footer|tagline"
-    r"|gd_top|social|share)",
-    re.IGNORECASE,
-)
-_ADVANCED_SKIP = (
-    "preheader",
-    "header",
-    "footer",
-    "tagline",
-    "social",
-    "unsub",
-    "logo",
-    "banner",
-    "nav",
-    "menu",
-    "share",
-    "view",
-    "browser",
-    "masthead",
-    "hide",
-)
 _TYPE_PREFIXES = (
     (re.compile(r"^(?:press|news) release\b", re.IGNORECASE), "release"),
     (re.compile(r"^statement\b", re.IGNORECASE), "release"),
@@ -52,18 +37,25 @@ _TYPE_PREFIXES = (
     (re.compile(r"\bnewsletter\b", re.IGNORECASE), "publication"),
 )
 _DATE_LOOKAHEAD = 3  # a date line among the first blocks of the body is the release's
+_NOT_TITLE = ("sub", "pre")  # gd_ab_subheadline, gd_ab_preheader_title are no titles
 
 
 def extract_govdelivery(msg: ParsedMessage, facts: Facts) -> Release:
-    """The release read from a general GovDelivery bulletin (title may be empty)."""
-    title, blocks = "", list[Block]()
+    """The release read from a general GovDelivery bulletin.
+
+    Raises ExtractError, saying what was found instead, when no body can be found.
+    """
+    subject = msg.subject.strip()
+    title, blocks, why = "", list[Block](), "the mail has neither an HTML nor a text part"
     if facts.tree is not None:
-        title, blocks = _read_html(facts.tree)
+        title, blocks, why = _read_html(facts.tree, subject)
     if not any(block.text for block in blocks) and facts.text:
-        blocks = reflow(trim_boilerplate(facts.text_blocks()))
-    title = title or msg.subject.strip()
+        blocks, why = _read_text(facts.text_blocks(), subject)
+    title = title or subject
     if blocks and _same_text(blocks[0].text, title):
         blocks = blocks[1:]  # the headline repeated as the first line of the body
+    if not any(block.text for block in blocks):  # images alone are no readable release
+        raise ExtractError(f"GovDelivery bulletin {title!r} has no body text: {why}")
     stated = next(
         (found for block in blocks[:_DATE_LOOKAHEAD] if (found := parse_date_line(block.text))),
         None,
@@ -86,80 +78,75 @@ def extract_govdelivery(msg: ParsedMessage, facts: Facts) -> Release:
     )
 
 
-def _read_html(tree: LexborHTMLParser) -> tuple[str, list[Block]]:
-    for reader in (_standard, _advanced):
-        found = reader(tree)
-        if found is not None and any(block.text for block in found[1]):
-            return found
-    title = node_text(tree.css_first("h1"))
-    return title, trim_boilerplate(html_blocks(tree.body))
+def _read_html(tree: LexborHTMLParser, subject: str) -> tuple[str, list[Block], str]:
+    """(title, body blocks, why there are none) from the HTML part."""
+    title = _template_title(tree)
+    blocks = split_boilerplate_lines(html_blocks(tree.body, regions=True))
+    judged = judge_all(blocks)
+    body = choose_body(blocks, title or subject, judged)
+    if not title:  # no template headline: a heading just before the body
+        title = _heading_before(blocks, body)
+        if title:
+            body = choose_body(blocks, title, judged)
+    why = "" if any(b.text for b in body) else _why_empty(blocks, judged, "HTML part")
+    return title, body, why
 
 
-def _standard(tree: LexborHTMLParser) -> tuple[str, list[Block]] | None:
-    main = tree.css_first("table#yahoo")
-    if main is None:
-        return None
-    title = node_text(main.css_first("#main-headline"))
-    cells = _outermost(main.css("[id]")[1:], _standard_body)  # [0] is table#yahoo itself
-    blocks = [block for cell in cells for block in html_blocks(cell)]
-    return title, _drop_noise(blocks)
+def _read_text(blocks: list[Block], subject: str) -> tuple[list[Block], str]:
+    split = split_boilerplate_lines(blocks)
+    judged = judge_all(split)
+    body = reflow(choose_body(split, subject, judged))
+    return body, "" if body else _why_empty(split, judged, "text part")
 
 
-def _advanced(tree: LexborHTMLParser) -> tuple[str, list[Block]] | None:
-    nodes = tree.css('[id^="gd_ab_"], [class*="gd_ab_"]')
-    if not nodes:
-        return None
-    title_node = next((n for n in nodes if _advanced_role(n.attributes) == "title"), None)
-    title = node_text(title_node)
-    body = _outermost(nodes, lambda node: _advanced_role(node.attributes) == "body")
-    skip = _advanced_skip()
-    blocks = [block for node in body for block in html_blocks(node, skip)]
-    return title, _drop_noise(trim_boilerplate(blocks))
+def _template_title(tree: LexborHTMLParser) -> str:
+    """The headline cell a template marks: `#main-headline`, a `gd_ab_` headline/title."""
+    title = node_text(tree.css_first("table#yahoo #main-headline"))
+    if title:
+        return title
+    for node in tree.css('[id^="gd_ab_"], [class*="gd_ab_"]'):
+        if _is_headline(node.attributes):
+            return node_text(node)
+    return ""
 
 
-def _standard_body(node: LexborNode) -> bool:
-    return not _NOT_BODY.match(node.attributes.get("id") or "")
-
-
-def _advanced_role(attrs: dict[str, str | None]) -> str | None:
-    """ "title", "body", "skip", or None when the element has no gd_ab_ name."""
+def _is_headline(attrs: dict[str, str | None]) -> bool:
     names = [attrs.get("id") or "", *(attrs.get("class") or "").split()]
     suffixes = [name[6:].lower() for name in names if name.lower().startswith("gd_ab_")]
-    if not suffixes:
-        return None
-    if any(marker in suffix for suffix in suffixes for marker in _ADVANCED_SKIP):
-        return "skip"
-    if any(("headline" in s or "title" in s) and "sub" not in s for s in suffixes):
-        return "title"
-    return "body"
+    return any(
+        ("headline" in s or "title" in s) and not any(n in s for n in _NOT_TITLE) for s in suffixes
+    )
 
 
-def _advanced_skip() -> Callable[[str, dict[str, str | None]], bool]:
-    def skip(tag: str, attrs: dict[str, str | None]) -> bool:
-        return _advanced_role(attrs) in ("title", "skip")
-
-    return skip
-
-
-def _outermost(nodes: Iterable[LexborNode], keep: Callable[[LexborNode], bool]) -> list[LexborNode]:
-    """The `nodes` (document order) that `keep` accepts and that are not inside another
-    of `nodes`, kept or not: a footer's inner cells stay footer."""
-    chosen: list[LexborNode] = []
-    seen: set[int] = set()
-    for node in nodes:
-        if node.mem_id in seen:  # a selector list can yield one element twice
-            continue
-        parent = node.parent
-        while parent is not None and parent.mem_id not in seen:
-            parent = parent.parent
-        seen.add(node.mem_id)
-        if parent is None and keep(node):
-            chosen.append(node)
-    return chosen
+def _heading_before(blocks: list[Block], body: list[Block]) -> str:
+    """The last h1 (else h2) before the body's first block, if any."""
+    first = body[0] if body else None
+    headings = []
+    for block in blocks:
+        if block is first:
+            break
+        if block.kind in ("h1", "h2") and block.text:
+            headings.append(block)
+    for kind in ("h1", "h2"):
+        found = next((b.text for b in reversed(headings) if b.kind == kind), "")
+        if found:
+            return " ".join(found.split("\n"))
+    return ""
 
 
-def _drop_noise(blocks: list[Block]) -> list[Block]:
-    return [block for block in blocks if not (block.text and is_noise(block.text))]
+def _why_empty(blocks: list[Block], judged: list[Judged], part: str) -> str:
+    """A reason a person can act on when a part yields no body."""
+    texts = [block for block in blocks if block.text]
+    if not blocks:
+        return f"the {part} is empty"
+    if not texts:
+        return f"the {part} holds only images ({len(blocks)}), no text"
+    boiler = sum(1 for item in judged if item.block.text and item.role == BOILER)
+    return (
+        f"the {part} has {len(texts)} paragraphs, {boiler} of them footer, subscription or "
+        "navigation text and none that reads as the bulletin; it may be an image or an "
+        "attachment (the raw message is kept: see `govfeed reparse`)"
+    )
 
 
 def _same_text(a: str, b: str) -> bool:

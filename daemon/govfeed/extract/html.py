@@ -16,7 +16,7 @@ from html import escape
 
 from selectolax.lexbor import LexborDocumentOptions, LexborHTMLParser, LexborNode
 
-from govfeed.extract.links import is_tracking_pixel, is_web_url
+from govfeed.extract.links import is_contact_url, is_tracking_pixel, is_web_url
 from govfeed.extract.sanitize import MAX_HTML_CHARS, sanitize_html
 from govfeed.models import Link
 
@@ -50,6 +50,9 @@ _TABLE_TAGS = frozenset(("table", "tbody", "thead", "tfoot", "tr"))
 _HEADINGS = frozenset(("h1", "h2", "h3", "h4", "h5", "h6"))
 _INVISIBLE = str.maketrans(dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), ""))
 _HIDDEN_STYLE = ("display:none", "mso-hide:all", "visibility:hidden")
+# Class names worth keeping as a region hint (ids always are): template roles, not styling.
+_HINT_CLASSES = ("gd_", "footer", "header", "social", "tagline", "headline", "unsub")
+_HINT_CLASS = re.compile("|".join(_HINT_CLASSES))
 
 SkipFn = Callable[[str, dict[str, str | None]], bool]
 
@@ -62,6 +65,7 @@ class Block:
     links: tuple[Link, ...] = ()
     html: str = ""  # escaped text with <a>, <strong>, <em>, <u>, <br>, <img>
     kind: str = "p"  # p, h1..h6, blockquote, ul/ol (a list item of that list)
+    region: str = ""  # template hints around it: ids and gd_/footer/header classes, outer first
 
 
 def parse_html(html: str) -> LexborHTMLParser:
@@ -99,16 +103,21 @@ def normalize_space(text: str) -> str:
 
 
 def html_blocks(
-    node: LexborNode | None, skip: SkipFn | None = None, *, stop_at_footer: bool = False
+    node: LexborNode | None,
+    skip: SkipFn | None = None,
+    *,
+    stop_at_footer: bool = False,
+    regions: bool = False,
 ) -> list[Block]:
     """The blocks under `node` in reading order; `skip(tag, attrs)` prunes elements.
 
     `stop_at_footer` ends the walk at GovDelivery's footer (`#main-footer`, `#mail_footer`,
-    `#tagline`...): nothing after it is ever body, and walking it costs time.
+    `#tagline`...): nothing after it is ever body, and walking it costs time. `regions`
+    fills each block's `region` with the template hints around it (ids, role classes).
     """
     if node is None:
         return []
-    walker = _Walker(skip, stop_at_footer)
+    walker = _Walker(skip, stop_at_footer, regions)
     walker.walk(node, 0)
     walker.flush()
     return walker.blocks
@@ -155,8 +164,11 @@ class _Walker:
     Hot code (every node of every message): few calls, lists cleared in place.
     """
 
-    def __init__(self, skip: SkipFn | None, stop_at_footer: bool = False) -> None:
+    def __init__(
+        self, skip: SkipFn | None, stop_at_footer: bool = False, regions: bool = False
+    ) -> None:
         self.blocks: list[Block] = []
+        self._track_regions = regions
         self._skip = skip
         self._stop_at_footer = stop_at_footer
         self._stopped = False
@@ -169,6 +181,8 @@ class _Walker:
         self._content = False  # any visible text or image in the current run
         self._after_br = False
         self._alt = ""
+        self._regions: list[str] = []
+        self._region = ""
 
     def walk(self, node: LexborNode, depth: int, skip_empty: bool = False) -> None:
         text, html, skip = self._text, self._html, self._skip
@@ -195,35 +209,60 @@ class _Walker:
                 continue
             if skip is not None and skip(tag, attrs):
                 continue
-            if self._stop_at_footer and attrs.get("id") in _FOOTER_IDS:
+            element_id = attrs.get("id")
+            if self._stop_at_footer and element_id in _FOOTER_IDS:
                 self._stopped = True
                 return
-            if depth > _MAX_DEPTH:
-                text.append(" " + child.text(separator=" ") + " ")
-                html.append(escape(text[-1], quote=False))
-                self._content = True
-            elif tag in _TABLE_TAGS:  # whitespace between rows and cells means nothing
-                if html:
-                    self.flush()
-                self.walk(child, depth + 1, skip_empty=True)
-                if html:
-                    self.flush()
-            elif tag in _BLOCK_TAGS:
-                self._block(child, tag, depth + 1)
-            elif tag in _INLINE_MARKUP:
-                html.append(_INLINE_MARKUP[tag][0])
-                self.walk(child, depth + 1)
-                html.append(_INLINE_MARKUP[tag][1])
-            elif tag == "br":
-                self._line_break()
-            elif tag == "a":
-                self._anchor(child, attrs, depth + 1)
-            elif tag == "img":
-                self._image_tag(attrs)
-            else:
-                self.walk(child, depth + 1)
+            hint = _hint(element_id, attrs.get("class")) if self._track_regions else ""
+            if hint:
+                self._enter_region(hint, tag)
+            self._dispatch(child, tag, attrs, depth)
+            if hint:
+                self._leave_region(tag)
             if self._stopped:
                 return
+
+    def _dispatch(
+        self, child: LexborNode, tag: str, attrs: dict[str, str | None], depth: int
+    ) -> None:
+        text, html = self._text, self._html
+        if depth > _MAX_DEPTH:
+            text.append(" " + child.text(separator=" ") + " ")
+            html.append(escape(text[-1], quote=False))
+            self._content = True
+        elif tag in _TABLE_TAGS:  # whitespace between rows and cells means nothing
+            if html:
+                self.flush()
+            self.walk(child, depth + 1, skip_empty=True)
+            if html:
+                self.flush()
+        elif tag in _BLOCK_TAGS:
+            self._block(child, tag, depth + 1)
+        elif tag in _INLINE_MARKUP:
+            html.append(_INLINE_MARKUP[tag][0])
+            self.walk(child, depth + 1)
+            html.append(_INLINE_MARKUP[tag][1])
+        elif tag == "br":
+            self._line_break()
+        elif tag == "a":
+            self._anchor(child, attrs, depth + 1)
+        elif tag == "img":
+            self._image_tag(attrs)
+        else:
+            self.walk(child, depth + 1)
+
+    def _enter_region(self, hint: str, tag: str) -> None:
+        # A block-level region starts a new block: text before and inside it told apart.
+        if self._html and (tag in _BLOCK_TAGS or tag in _TABLE_TAGS):
+            self.flush()
+        self._regions.append(hint)
+        self._region = " ".join(self._regions)
+
+    def _leave_region(self, tag: str) -> None:
+        if self._html and (tag in _BLOCK_TAGS or tag in _TABLE_TAGS):
+            self.flush()
+        self._regions.pop()
+        self._region = " ".join(self._regions)
 
     def _block(self, node: LexborNode, tag: str, depth: int) -> None:
         if self._html:
@@ -246,7 +285,7 @@ class _Walker:
     def _anchor(self, node: LexborNode, attrs: dict[str, str | None], depth: int) -> None:
         """Links keep their raw href here; `body_links` and the sanitizer unwrap them."""
         href = (attrs.get("href") or "").strip()
-        if not (is_web_url(href) or href[:7].lower() == "mailto:"):
+        if not (is_web_url(href) or is_contact_url(href)):
             self.walk(node, depth)
             return
         start = len(self._text)
@@ -286,7 +325,8 @@ class _Walker:
                 html = "".join(self._html).strip()
                 while html.endswith("<br>"):
                     html = html[: -len("<br>")].rstrip()
-                self.blocks.append(Block(text, tuple(self._links), html, self._kinds[-1]))
+                block = Block(text, tuple(self._links), html, self._kinds[-1], self._region)
+                self.blocks.append(block)
         if self._html:
             self._text.clear()
             self._html.clear()
@@ -304,6 +344,18 @@ def _collapse(value: str) -> str:
     head = " " if value[:1].isspace() else ""
     tail = " " if value[-1:].isspace() else ""
     return f"{head}{inner}{tail}"
+
+
+def _hint(element_id: str | None, classes: str | None) -> str:
+    """The template hint an element carries: its id and role-like class names."""
+    if not classes:
+        return element_id.lower() if element_id else ""
+    lowered = classes.lower()
+    if _HINT_CLASS.search(lowered) is None:
+        return element_id.lower() if element_id else ""
+    names = [element_id.lower()] if element_id else []
+    names += [c for c in lowered.split() if _HINT_CLASS.search(c)]
+    return " ".join(names)
 
 
 def _hidden(style: str) -> bool:

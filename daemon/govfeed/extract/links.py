@@ -24,13 +24,23 @@ _JSON_BULLETIN = re.compile(r'"bulletin_id"\s*:\s*(?:"([0-9][0-9.]{0,40})"|([0-9
 _MAILING_ID = re.compile(r"(?:^|&)mailingid=([0-9][0-9.]{0,40})&")
 _ACCOUNT_PATH = re.compile(r"/accounts/([A-Za-z0-9_]{2,40})(?:/|$)")
 _BULLETIN_PATH = re.compile(r"^/accounts/([A-Za-z0-9_]{2,40})/bulletins/([0-9a-fA-F]{1,20})\b")
-_TRACK_TARGET = re.compile(r"&&&((?:https?|HTTPS?)://.*)", re.DOTALL)
+_TRACK_TARGET = re.compile(r"&&&((?:https?://|mailto:|tel:).*)", re.DOTALL | re.IGNORECASE)
 _LINKS_HOST = re.compile(r"^links(?:-\d+)?\.govdelivery\.com$")  # track? and CL0/ trackers
 _ACCOUNT_HOSTS = ("content.govdelivery.com", "public.govdelivery.com")
 # `width: 1px` or `max-height:0` in a style attribute; not border-width, not 1em or 1.5px.
 _STYLE_SIZE = re.compile(
     r"(?<![\w-])(?:max-)?(?:width|height)\s*:\s*(\d{1,5})(?:px)?(?![\w.%])", re.I
 )
+
+
+# Query parameters that name or key the recipient of one copy of a bulletin: stripped from
+# every stored link (`verification`/`destination` are GovDelivery's one-click unsubscribe).
+_RECIPIENT_PARAMS_WORDS = (
+    "email emailid email_id emailaddress email_address e userid user_id uid subscriber "
+    "subscriberid subscriber_id subscriber_code recipient recipientid recipient_id rid "
+    "token verification destination mc_eid contactid contact_id ecid eid sid"
+)
+_RECIPIENT_PARAMS = frozenset(_RECIPIENT_PARAMS_WORDS.split())
 
 
 @lru_cache(maxsize=4096)  # a message asks for each of its links more than once
@@ -124,6 +134,33 @@ def strip_utm(url: str) -> str:
     return urlunsplit(parts._replace(query="&".join(kept)))
 
 
+def strip_recipient_params(url: str) -> str:
+    """`url` without query parameters that identify its recipient (an address, an id or
+    a token: `email=`, `uid=`, `token=`, any value holding an "@")."""
+    if "?" not in url:
+        return url
+    base, _, rest = url.partition("?")
+    query, hash_mark, fragment = rest.partition("#")
+    kept = [piece for piece in query.split("&") if piece and not _recipient_param(piece)]
+    if len(kept) == len([piece for piece in query.split("&") if piece]):
+        return url
+    rebuilt = base + ("?" + "&".join(kept) if kept else "")
+    return rebuilt + (hash_mark + fragment if hash_mark else "")
+
+
+def has_recipient_params(url: str) -> bool:
+    """True when `url` carries a query parameter that identifies its recipient."""
+    return strip_recipient_params(url) != url
+
+
+def _recipient_param(piece: str) -> bool:
+    name, _, value = piece.partition("=")
+    if name.lower() in _RECIPIENT_PARAMS:
+        return True
+    value = value.lower()
+    return "@" in value or "%40" in value
+
+
 def normalize_url(url: str) -> str:
     """A canonical form for storage: lower-case scheme and host, no fragment, no utm_*."""
     try:
@@ -146,6 +183,11 @@ def is_web_url(url: str) -> bool:
     return head.startswith("http://") and url[7:8] not in ("", "/", "?", "#")
 
 
+def is_contact_url(url: str) -> bool:
+    """True for a mailto: or tel: link."""
+    return url[:7].lower() == "mailto:" or url[:4].lower() == "tel:"
+
+
 def _tracker_target(url: str) -> str | None:
     host, path = _host_path(url)
     if host == "lnks.gd" and path.startswith("/l/"):
@@ -159,7 +201,8 @@ def _tracker_target(url: str) -> str | None:
         target = unquote(url[start:].split("/", 1)[0])
     else:
         return None
-    return target if target and is_web_url(target) else None
+    # Trackers wrap mailto: and tel: links too; the wrapper carries the subscriber's ids.
+    return target if target and (is_web_url(target) or is_contact_url(target)) else None
 
 
 def _lnks_gd_target(path: str) -> str | None:
