@@ -11,6 +11,8 @@ only a chunk that breaks the new pool too is recorded as failed.
 
 from __future__ import annotations
 
+import copyreg
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -30,11 +32,21 @@ import structlog
 
 from govfeed.auth import authenticate, signed_headers
 from govfeed.decide import Assessment, Candidate, SenderFacts, TrustPolicy, assess
+from govfeed.dedupe import Identity, identify
 from govfeed.errors import GovfeedError
 from govfeed.extract import extract_release
 from govfeed.extract.links import account_code_from_url
 from govfeed.formats import compress_raw, iso
-from govfeed.models import Ignored, MessageFacts, ParsedMessage, RawMessage, Release
+from govfeed.models import (
+    ContractAward,
+    Ignored,
+    Link,
+    MessageFacts,
+    ParsedMessage,
+    RawMessage,
+    Release,
+    Sender,
+)
 from govfeed.parse import parse_message
 
 if TYPE_CHECKING:  # not at run time: the workers import this module, not pydantic
@@ -60,6 +72,8 @@ class Analysis:
     assessment: Assessment | None = None  # None after an error
     body_sha256: str | None = None  # the bytes after the header block: copies differ above it
     compressed: bytes | None = None  # the raw bytes as stored, made here to spare the writer
+    sha256: str | None = None  # of the raw bytes: the writer's first duplicate check
+    identity: Identity | None = None  # the release's keys and content hash (a Release only)
 
     def candidate(self) -> Candidate:
         """The writer's view (decide.Candidate)."""
@@ -75,7 +89,16 @@ class Analysis:
 def analyze(data: bytes, policy: TrustPolicy | AuthenticationSettings) -> Analysis:
     """Parse, authenticate, extract and assess one message; any failure is an error string."""
     analysis = _analyze(data, as_trust_policy(policy))
-    return replace(analysis, body_sha256=body_sha256(data), compressed=compress_raw(data))
+    # Everything the writer needs that is pure is made here, in the worker: the main
+    # process writes SQLite for every worker and is the bottleneck on two cores.
+    result = analysis.result
+    return replace(
+        analysis,
+        body_sha256=body_sha256(data),
+        compressed=compress_raw(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        identity=identify(result) if isinstance(result, Release) else None,
+    )
 
 
 def body_sha256(data: bytes) -> str:
@@ -265,6 +288,36 @@ class Analyzer:
                 results = iter([failed] * len(todo))
         for raw, was_skipped in zip(chunk, skipped, strict=True):
             yield raw, None if was_skipped else next(results)
+
+
+def _pickle_by_fields(cls: type[Any]) -> None:
+    """Pickle a frozen dataclass as its class and its field values, rebuilt by calling the
+    class. The dataclass default (a state dict, `fields()` looked up per object and each
+    field set back one by one) made pickling an analysis cost as much as a bare parse of
+    the message, most of it in the main process, which unpickles every worker's results.
+    """
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    assert all(f.init for f in dataclasses.fields(cls)), cls
+
+    def reduce(obj: Any) -> tuple[type[Any], tuple[Any, ...]]:
+        return cls, tuple([getattr(obj, name) for name in names])
+
+    copyreg.pickle(cls, reduce)
+
+
+# What crosses the process boundary: analyses, in both directions the policy.
+for _cls in (
+    Analysis,
+    MessageFacts,
+    Release,
+    Sender,
+    Link,
+    ContractAward,
+    Ignored,
+    Assessment,
+    Identity,
+):
+    _pickle_by_fields(_cls)
 
 
 def as_trust_policy(policy: TrustPolicy | AuthenticationSettings | None) -> TrustPolicy:

@@ -108,7 +108,7 @@ def save_message(
     The one place where import, poll and reparse store mail: a new message is inserted raw
     first; a reparsed one (`raw.stored_pk`) is updated in place."""
     summary.read += 1
-    sha256 = dedupe.sha256_hex(raw.data)
+    sha256 = analysis.sha256 if analysis and analysis.sha256 else dedupe.sha256_hex(raw.data)
     if raw.stored_pk is None and store.find_message_by_sha256(sha256) is not None:
         summary.duplicates += 1  # these exact bytes are stored already
         return
@@ -120,7 +120,7 @@ def save_message(
     same = _same_message_id(store, analysis.facts.message_id, raw.stored_pk)
     result, found, identity = analysis.result, None, None
     if isinstance(result, Release) and candidate.status in ("published", "quarantined"):
-        identity = dedupe.identify(result)
+        identity = analysis.identity or dedupe.identify(result)
         lookup = _scoped(candidate.sender, identity.lookup)
         found = store.find_release(lookup, identity.content_hash)
     decision = decide(candidate, same, found)

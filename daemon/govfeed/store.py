@@ -52,14 +52,25 @@ class MessageRow:
     release_id: int | None = None
 
     def columns(self) -> dict[str, Any]:
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "facts"}
-        values.update((f.name, getattr(self.facts, f.name)) for f in fields(MessageFacts))
+        values = {name: getattr(self, name) for name in _ROW_FIELDS}
+        values.update((name, getattr(self.facts, name)) for name in _FACT_FIELDS)
         return values
+
+
+_ROW_FIELDS = tuple(f.name for f in fields(MessageRow) if f.name != "facts")
+_FACT_FIELDS = tuple(f.name for f in fields(MessageFacts))
 
 
 _MESSAGE_FIELDS = tuple(MessageRow(sha256="", mailbox="", source="", size=0, status="").columns())
 _INSERT_MESSAGE = "insert into messages ({}, imported_at) values ({}, ?)".format(  # noqa: S608
     ", ".join(_MESSAGE_FIELDS), ", ".join("?" for _ in _MESSAGE_FIELDS)
+)
+
+
+_FIND_RELEASE = (
+    "select k.key, r.id, r.status, exists(select 1 from release_versions v"
+    " where v.release_id = r.id and v.content_hash = ?)"
+    " from release_keys k join releases r on r.id = k.release_id where k.key in ({})"
 )
 
 
@@ -231,17 +242,16 @@ class Store:
     # -- releases ------------------------------------------------------------------------
 
     def find_release(self, keys: tuple[str, ...], content_hash: str) -> StoredRelease | None:
-        """The release known by the first of `keys` that is known at all."""
-        for key in keys:
-            row = self.conn.execute(
-                "select r.id, r.status, exists(select 1 from release_versions v"
-                " where v.release_id = r.id and v.content_hash = ?)"
-                " from release_keys k join releases r on r.id = k.release_id where k.key = ?",
-                (content_hash, key),
-            ).fetchone()
-            if row is not None:
-                return StoredRelease(int(row[0]), str(row[1]), bool(row[2]))
-        return None
+        """The release known by the first of `keys` that is known at all (one query)."""
+        if not keys:
+            return None
+        marks = ", ".join("?" for _ in keys)
+        sql = _FIND_RELEASE.format(marks)
+        found = {
+            key: StoredRelease(int(pk), str(status), bool(has_text))
+            for key, pk, status, has_text in self.conn.execute(sql, (content_hash, *keys))
+        }
+        return next((found[key] for key in keys if key in found), None)
 
     def create_release(self, release: Release, row: ReleaseRow, reuse_id: int | None) -> int:
         """A new release row (reparse: under `reuse_id`, its id from before, when free)."""
