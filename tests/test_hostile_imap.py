@@ -24,8 +24,8 @@ import structlog
 from structlog.testing import capture_logs
 
 from govfeed import imap as imap_module
-from govfeed import status, sync
-from govfeed.config import MailboxSettings
+from govfeed import pipeline, status, sync
+from govfeed.config import MailboxSettings, Settings
 from govfeed.imap import ImapSession
 from govfeed.logs import configure_logging
 from govfeed.store import Store
@@ -178,6 +178,11 @@ def test_an_oversized_message_is_recorded_from_its_headers_and_passed(
     assert small[:2] == (2, "stored")
     assert state(tmp_path / "db.sqlite")["last_uid"] == 2
     assert not any("FETCH 1 (BODY.PEEK[] " in c for c in server.commands)
+    # reparse has only its header: it keeps the "too large" record as it is
+    with Store(tmp_path / "db.sqlite") as store:
+        summary = pipeline.reparse(store, Settings())
+    assert (summary.read, summary.failed) == (2, 1)
+    assert stored(tmp_path / "db.sqlite")[0] == big
 
 
 def test_a_batch_carries_at_most_max_message_bytes(server: HostileImap, tmp_path: Path) -> None:

@@ -93,6 +93,11 @@ class _Reparse:
 
     previous: dict[int, int]  # message id -> its release id before the reparse
     released: set[int]  # messages an operator released after review
+    oversized: set[int]  # "too large": only their header was fetched, nothing to judge again
+
+    def keeps(self, raw: RawMessage) -> bool:
+        """A stored message reparse leaves as it is."""
+        return raw.stored_pk in self.oversized
 
 
 def save_message(
@@ -321,15 +326,19 @@ def reparse(
                 )
             ),
             released=store.released_after_review(),
+            oversized=store.oversized_messages(),
         )
         store.reset_release_links()
         for policy, raws in _stored_by_policy(store, settings):
             # Headers only: a local DKIM check would fail old mail once keys rotate.
             analyzer = Analyzer(workers, replace(policy, dkim_verify=False))
             try:
-                for raw, analysis in analyzer.stream(raws):
+                for raw, analysis in analyzer.stream(raws, skip=context.keeps):
                     if on_message is not None:
                         on_message()
+                    if analysis is None:  # only the header of an oversized mail was stored
+                        summary.read, summary.failed = summary.read + 1, summary.failed + 1
+                        continue
                     save_message(store, raw, summary, analysis, reparse=context)
             finally:
                 analyzer.close()

@@ -413,6 +413,13 @@ class Store:
 
     # -- reparse support -----------------------------------------------------------------
 
+    def oversized_messages(self) -> set[int]:
+        """Messages over a mailbox's max_message_bytes, stored from their header only."""
+        rows = self.conn.execute(
+            "select id from messages where status = 'failed' and error like 'too large: %'"
+        )
+        return {int(pk) for (pk,) in rows}
+
     def reset_release_links(self) -> None:
         """Forget how messages map to releases, keeping the release rows (and their ids)."""
         self.conn.execute("delete from release_keys")
