@@ -9,6 +9,7 @@ import pytest
 
 from govfeed import dedupe, schema
 from govfeed.errors import StoreError
+from govfeed.models import ContractAward
 from govfeed.schema import SCHEMA_VERSION
 from govfeed.store import MessageRow, ReleaseRow, Store
 from tests.test_dedupe import BASE
@@ -99,6 +100,24 @@ def test_changed_body_is_a_new_version_and_newest_mail_wins(tmp_path: Path) -> N
         ).fetchone()
         assert body.endswith("Corrected.")
         assert (versions, count) == (2, 3)
+
+
+def test_contract_awards_are_those_of_the_text_the_release_shows(tmp_path: Path) -> None:
+    def award(contractor: str) -> ContractAward:
+        return ContractAward(
+            "Army", contractor, "Huntsville, Alabama", 1000, "W1", False, None, None, None,
+            None, False, f"{contractor} was awarded $1,000.",
+        )  # fmt: skip
+
+    first = replace(BASE, release_type="contract", awards=(award("Alpha Corp."),))
+    corrected = replace(first, body_text=BASE.body_text + " Corrected.", awards=(award("Beta"),))
+    stale = replace(first, body_text=BASE.body_text + " Older.", awards=(award("Gamma"),))
+    with Store(tmp_path / "g.db") as store:
+        save(store, first, n=1, sent_at="2024-07-28T14:00:00Z")
+        save(store, corrected, n=2, sent_at="2024-07-29T14:00:00Z")
+        save(store, stale, n=3, sent_at="2024-07-27T14:00:00Z")  # an older text, late
+        contractors = store.conn.execute("select contractor from contract_awards").fetchall()
+    assert contractors == [("Beta",)]
 
 
 def test_fts_finds_releases(tmp_path: Path) -> None:

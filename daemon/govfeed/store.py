@@ -314,8 +314,11 @@ class Store:
             "update messages set release_id = ? where id = ?", (release_id, message_pk)
         )
         new = self._add_version(release_id, release, row.content_hash, message_pk, row.sent_at)
-        if new:
-            self.save_awards(release_id, release.awards)
+        shown = self.conn.execute(
+            "select content_hash from releases where id = ?", (release_id,)
+        ).fetchone()
+        if new and shown is not None and shown[0] == row.content_hash:
+            self.save_awards(release_id, release.awards)  # not for an older text arriving late
         return new
 
     def save_awards(self, release_id: int, awards: tuple[ContractAward, ...]) -> None:
