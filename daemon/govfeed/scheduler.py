@@ -271,7 +271,7 @@ class Runner:
                 session.close()
         if session.connected:
             return None
-        error = sync.connect(session)
+        error = sync.connect(session, log_auth=False)  # _retry logs it with its delay
         if isinstance(error, ImapLimitError):
             hold = self.budget.limit_hit()
             log.info("connections_reduced", limit=self.budget.limit, seconds=round(hold))
@@ -291,6 +291,8 @@ class Runner:
             delay = retry_delay(self.failures, LIMIT_RETRY_FIRST_SECONDS, LIMIT_RETRY_MAX_SECONDS)
         else:
             delay = retry_delay(self.failures, 1.0, self.mailbox.poll_interval)
+        if isinstance(error, ImapAuthError):  # one line per rejected login, with its delay
+            log.error("login_failed", error=str(error), retry_in=round(delay, 1))
         log.info("poll_retry_scheduled", failures=self.failures, retry_in=round(delay, 1))
         self.host.request_run(self.job_id, delay)
 

@@ -194,13 +194,15 @@ def _connect(poll: _Poll) -> None:
     poll.result.connect_error = error
 
 
-def connect(session: ImapSession) -> GovfeedError | None:
+def connect(session: ImapSession, *, log_auth: bool = True) -> GovfeedError | None:
     """Connect `session`; the error (logged: `login_failed` for rejected credentials,
-    `connection_limit` for a server's limit, else `connect_failed`) or None."""
+    `connection_limit` for a server's limit, else `connect_failed`) or None. `log_auth`
+    False leaves `login_failed` to a caller that logs it with its retry delay."""
     try:
         session.connect()
     except ImapAuthError as err:
-        log.error("login_failed", error=str(err))
+        if log_auth:
+            log.error("login_failed", error=str(err))
         return err
     except ImapLimitError as err:
         log.warning("connection_limit", error=str(err))
