@@ -6,8 +6,19 @@ import atexit
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from tests.dovecot import Account, Dovecot, find_dovecot
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Every test starts with structlog's defaults: a command run in-process (click's
+    runner) configures logging for the whole process, and a `--log-level critical` left
+    behind would hide the events a later test captures with `capture_logs`."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

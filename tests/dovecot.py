@@ -89,6 +89,7 @@ def find_dovecot() -> str | None:
 # The master gets SIGTERM (and stops its children) when the test process dies, even by
 # SIGKILL, where no finaliser or atexit handler runs. util-linux's setpriv; Linux only.
 _DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
+DIE_WITH_PARENT = _DIE_WITH_PARENT  # for the tests' own `govfeed run` processes too
 
 
 def free_port() -> int:

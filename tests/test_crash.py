@@ -30,7 +30,7 @@ from typing import TypeVar
 
 import pytest
 
-from tests.dovecot import Account, _group_alive
+from tests.dovecot import DIE_WITH_PARENT, Account, _group_alive
 from tests.test_daemon import mailbox, write_config
 from tests.test_sync import rows
 
@@ -222,7 +222,7 @@ def test_sigkill_during_import_loses_and_duplicates_nothing(
         (maildir / "new" / f"{n:05d}.crash:2,").write_bytes(data)
     db = tmp_path / "govfeed.db"
     config = write_config(tmp_path / "govfeed.toml", db)
-    command = [sys.executable, "-m", "govfeed", "--config", str(config), "import"]
+    command = [*DIE_WITH_PARENT, sys.executable, "-m", "govfeed", "--config", str(config), "import"]
     command += ["--batch-size", "25", str(maildir)]  # many commits to be killed between and in
     started: list[subprocess.Popen[bytes]] = []
 
@@ -259,7 +259,7 @@ def test_sigkill_of_the_daemon_during_a_sync_loses_and_duplicates_nothing(
     config = write_config(
         tmp_path / "govfeed.toml", db, mailbox(imap_account, batch_size=25, poll_interval=10)
     )
-    command = [sys.executable, "-m", "govfeed", "--config", str(config), "run"]
+    command = [*DIE_WITH_PARENT, sys.executable, "-m", "govfeed", "--config", str(config), "run"]
     started: list[subprocess.Popen[bytes]] = []
     log = tmp_path / "daemon.log"
 

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from govfeed.cli import cli
 from govfeed.daemon import Notifier
 from govfeed.scheduler import retry_delay
-from tests.dovecot import Account, Dovecot
+from tests.dovecot import DIE_WITH_PARENT, Account, Dovecot
 from tests.test_sync import debug_logs, release, rows, state, stored_uids  # noqa: F401 - debug_logs: a fixture
 
 WRONG_PASSWORD = "not-the-password-5e1d"
@@ -69,7 +69,8 @@ class RunningDaemon:
     def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
         self.log = log
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "govfeed", "--config", str(config), "run"],
+            # setpriv --pdeathsig: it dies with the test run, even a SIGKILLed pytest
+            [*DIE_WITH_PARENT, sys.executable, "-m", "govfeed", "--config", str(config), "run"],
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
             env={**os.environ, "GOVFEED_LOG_LEVEL": "debug", **(env or {})},

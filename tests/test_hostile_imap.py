@@ -30,7 +30,7 @@ from govfeed.imap import ImapSession
 from govfeed.logs import configure_logging
 from govfeed.store import Store
 from govfeed.watch import IdleWatcher
-from tests.dovecot import Account
+from tests.dovecot import DIE_WITH_PARENT, Account
 from tests.hostile_imap import Folder, HostileImap, fetch_response
 from tests.test_daemon import (  # noqa: F401 - start_daemon is a fixture
     RunningDaemon,
@@ -141,7 +141,7 @@ def test_sigterm_during_a_stalled_command_exits_0_at_once(
     config = hostile_config(tmp_path, server, timeout=600)
     env = {**os.environ, "GOVFEED_TEST_PASSWORD": PASSWORD}
     process = subprocess.Popen(
-        [sys.executable, "-m", "govfeed", "--config", str(config), command],
+        [*DIE_WITH_PARENT, sys.executable, "-m", "govfeed", "--config", str(config), command],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
