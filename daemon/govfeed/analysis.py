@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copyreg
 import dataclasses
-import hashlib
 import json
 import multiprocessing
 import os
@@ -32,7 +31,7 @@ import structlog
 
 from govfeed.auth import authenticate, signed_headers
 from govfeed.decide import Assessment, Candidate, SenderFacts, TrustPolicy, assess
-from govfeed.dedupe import Identity, identify
+from govfeed.dedupe import Identity, identify, sha256_hex
 from govfeed.errors import GovfeedError
 from govfeed.extract import extract_release
 from govfeed.extract.links import account_code_from_url
@@ -96,7 +95,7 @@ def analyze(data: bytes, policy: TrustPolicy | AuthenticationSettings) -> Analys
         analysis,
         body_sha256=body_sha256(data),
         compressed=compress_raw(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256_hex(data),
         identity=identify(result) if isinstance(result, Release) else None,
     )
 
@@ -104,8 +103,8 @@ def analyze(data: bytes, policy: TrustPolicy | AuthenticationSettings) -> Analys
 def body_sha256(data: bytes) -> str:
     """SHA-256 of the body bytes: two deliveries of one mail differ only in their headers."""
     at = data.find(b"\r\n\r\n")
-    cut = at + 4 if at >= 0 else data.find(b"\n\n") + 2
-    return hashlib.sha256(data[max(cut, 0) :] if cut > 1 else b"").hexdigest()
+    cut = at + 4 if at >= 0 else data.find(b"\n\n") + 2  # 1: no blank line, no body
+    return sha256_hex(data[cut:] if cut > 1 else b"")
 
 
 def _analyze(data: bytes, policy: TrustPolicy) -> Analysis:

@@ -102,10 +102,6 @@ class Assessment:
     agency_as_written: str | None = None
     reason: str | None = None  # why quarantined, rejected, ignored or failed
 
-    @property
-    def authenticated(self) -> bool:
-        return not self.sender.startswith("unverified:")
-
 
 def assess(
     facts: SenderFacts,

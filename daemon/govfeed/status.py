@@ -140,10 +140,21 @@ def collect_status(
     now = now or datetime.now(UTC)
     if not path.is_file():
         raise StatusError(f"database {path} does not exist")
+    report = _read_any(path, watches, now, cadences, replica)
+    report.problems[:0] = warnings
+    return report
+
+
+def _read_any(
+    path: Path,
+    watches: list[Watch],
+    now: datetime,
+    cadences: Sequence[Cadence],
+    replica: ReplicaCheck | None,
+) -> Report:
+    """The report, read however this database can be read here."""
     try:
-        report = _read(path, watches, now, "mode=ro", cadences, replica)
-        report.problems[:0] = warnings
-        return report
+        return _read(path, watches, now, "mode=ro", cadences, replica)
     except sqlite3.Error as err:
         wal = path.with_name(path.name + "-wal")
         cannot_open = getattr(err, "sqlite_errorname", "") == "SQLITE_CANTOPEN"
@@ -152,9 +163,7 @@ def collect_status(
             # not write) cannot make its -shm file. Without a -wal file everything is in
             # the database file itself, which can then be read as immutable.
             with contextlib.suppress(sqlite3.Error):
-                report = _read(path, watches, now, "mode=ro&immutable=1", cadences, replica)
-                report.problems[:0] = warnings
-                return report
+                return _read(path, watches, now, "mode=ro&immutable=1", cadences, replica)
         if cannot_open:
             # With both -wal and -shm (a writer running, or killed) SQLite reads fine; a
             # -wal alone (say, copied without its -shm) needs the -shm made first.

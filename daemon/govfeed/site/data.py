@@ -56,6 +56,12 @@ def _where(filters: dict[str, str], allowed: dict[str, str]) -> tuple[str, list[
     return (" where " + " and ".join(clauses)) if clauses else "", params
 
 
+async def _dicts(db: Database, sql: str, params: list[Any] | None = None) -> list[Row]:
+    """The rows of one query, each as a dict."""
+    found = await db.execute(sql, params or [])
+    return [dict(row) for row in found.rows]
+
+
 async def _facets(
     db: Database,
     source: str,
@@ -185,33 +191,33 @@ async def release(db: Database, release_id: int) -> Row | None:
 
 
 async def versions(db: Database, release_id: int) -> list[Row]:
-    found = await db.execute(
+    return await _dicts(
+        db,
         "select version, title, release_date, url, body_text,"
         " coalesce(sent_at, seen_at) as sent_at from published_release_versions"
         " where release_id = ? order by version",
         [release_id],
     )
-    return [dict(row) for row in found.rows]
 
 
 async def arrivals(db: Database, release_id: int) -> list[Row]:
     """The mails that carried a published release: public-safe columns only."""
-    found = await db.execute(
+    return await _dicts(
+        db,
         "select m.subject, m.sent_at, m.from_name from messages m"
         " join published_releases p on p.id = m.release_id"
         " where m.release_id = ? and m.status in ('stored', 'duplicate')"
         " order by m.sent_at, m.id limit 100",
         [release_id],
     )
-    return [dict(row) for row in found.rows]
 
 
 async def awards_of(db: Database, release_id: int) -> list[Row]:
-    found = await db.execute(
+    return await _dicts(
+        db,
         "select * from published_contract_awards where release_id = ? order by position",
         [release_id],
     )
-    return [dict(row) for row in found.rows]
 
 
 async def search(db: Database, query: str, page: int) -> tuple[list[Row], int]:
@@ -261,25 +267,25 @@ async def awards(db: Database, filters: dict[str, str], minimum: int, page: int)
 async def feed_releases(db: Database, column: str | None, value: str) -> list[Row]:
     """The 50 newest published releases, all or where `column` (a fixed name) = value."""
     where = f" where {column} = ?" if column else ""
-    found = await db.execute(
+    return await _dicts(
+        db,
         "select p.id, p.title, p.release_date, p.agency, p.release_type, p.url, p.body_html,"
         " p.first_seen_at, (select max(coalesce(v.sent_at, v.seen_at))"
         "   from published_release_versions v where v.release_id = p.id) as updated"
         f" from published_releases p{where} order by release_date desc, id desc limit 50",
         [value] if column else [],
     )
-    return [dict(row) for row in found.rows]
 
 
 async def feed_awards(db: Database, minimum: int) -> list[Row]:
-    found = await db.execute(
+    return await _dicts(
+        db,
         "select a.*, p.first_seen_at from published_contract_awards a"
         " join published_releases p on p.id = a.release_id"
         " where a.amount_usd >= ? order by a.release_date desc, a.release_id desc, a.position"
         " limit 100",
         [minimum],
     )
-    return [dict(row) for row in found.rows]
 
 
 async def distinct(db: Database, column: str) -> list[str]:
