@@ -389,3 +389,30 @@ def test_a_forged_copy_under_the_real_message_id_cannot_hold_the_real_one_back(
     assert rows(db, "select status, duplicate_of from messages order by id")[-1] == ("duplicate", 2)
     [(body,)] = rows(db, "select body_text from releases where status = 'published'")
     assert "Minister Shin" in str(body)
+
+
+def test_reparse_judges_each_mailbox_by_its_own_policy(tmp_path: Path) -> None:
+    """Messages of mailboxes with different trust settings are re-judged in runs, each by
+    its mailbox's policy, in the order they were stored."""
+    db = tmp_path / "g.db"
+    import_paths(db, DATA / "dod-release.eml", DATA / "dod-advisory.eml", DATA / "dod-speech.eml")
+    with sqlite3.connect(db) as conn:
+        conn.execute("update messages set mailbox = 'strict' where id = 2")
+    config = tmp_path / "two.toml"
+    config.write_text(
+        '[authentication]\ntrusted_authserv_ids = ["mx.google.com"]\n'
+        '[[mailboxes]]\nname = "strict"\nhost = "imap.example.org"\n'
+        'username = "u"\npassword_env = "X"\ntrusted_authserv_ids = ["mx.example.net"]\n'
+    )
+    result = CliRunner().invoke(cli, ["--config", str(config), "--db", str(db), "reparse"])
+    assert result.exit_code == 0, result.output
+    assert rows(db, "select id, mailbox, status from messages order by id") == [
+        (1, "import", "stored"),
+        (2, "strict", "quarantined"),
+        (3, "import", "stored"),
+    ]
+    assert rows(db, "select id, status from releases order by id") == [
+        (1, "published"),
+        (2, "quarantined"),
+        (3, "published"),
+    ]

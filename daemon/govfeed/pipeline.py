@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from itertools import islice
+from itertools import groupby, islice
 from typing import Any
 
 import structlog
@@ -355,28 +355,22 @@ def _stored_by_policy(
 ) -> Iterator[tuple[TrustPolicy, Iterator[RawMessage]]]:
     """The stored messages, oldest first, in runs that share one trust policy (usually a
     single run: every mailbox has the same policy). Consume each run before the next."""
-    rows = store.iter_message_pks()
     policies: dict[str, TrustPolicy] = {}
 
-    def policy_of(mailbox: str) -> TrustPolicy:
+    def policy_of(row: tuple[int, str, str]) -> TrustPolicy:
+        mailbox = row[2]
         if mailbox not in policies:
             policies[mailbox] = settings.authentication_for(mailbox)
         return policies[mailbox]
 
-    holder = [next(rows, None)]  # the first message of the next run
-    while (first := holder[0]) is not None:
-        policy = policy_of(first[2])
-
-        def run(
-            item: tuple[int, str, str] | None = first, policy: TrustPolicy = policy
-        ) -> Iterator[RawMessage]:
-            while item is not None and policy_of(item[2]) == policy:
-                pk, _, mailbox = item
-                yield RawMessage(store.read_raw(pk), f"message:{pk}", mailbox, stored_pk=pk)
-                item = next(rows, None)
-            holder[0] = item
-
-        yield policy, run()
+    for policy, rows in groupby(store.iter_message_pks(), key=policy_of):
+        yield (
+            policy,
+            (
+                RawMessage(store.read_raw(pk), f"message:{pk}", mailbox, stored_pk=pk)
+                for pk, _, mailbox in rows
+            ),
+        )
 
 
 def _changes(
