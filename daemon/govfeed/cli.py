@@ -285,7 +285,8 @@ def run(obj: Context) -> None:
                 " `govfeed import` for mail in files"
             )
         _say_trust(settings, files=False)
-        code = daemon.Daemon(obj.settings).run()
+        loaded = [settings]  # the daemon starts with these; SIGHUP reads the file again
+        code = daemon.Daemon(lambda: loaded.pop() if loaded else obj.settings()).run()
     except ConfigError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
