@@ -41,6 +41,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 Status = Literal["published", "quarantined", "rejected", "ignored", "failed"]
@@ -185,6 +186,7 @@ def find_agency(registry: Sequence[Agency], name: str | None) -> Agency | None:
     return None
 
 
+@lru_cache(maxsize=1024)  # the registry's names come up for every message
 def _name_key(name: str) -> str:
     text = _TRAILING_NOTE.sub("", _LEADING_THE.sub("", name.strip()[:300]))
     text = unicodedata.normalize("NFKD", text.casefold())
