@@ -130,6 +130,30 @@ def test_fts_finds_releases(tmp_path: Path) -> None:
         assert hits == [("Joint Press Release",)]  # porter stemming: paragraphs ~ paragraph
 
 
+def test_fts_follows_text_changes_and_only_them(tmp_path: Path) -> None:
+    """A new text is searchable at once and the old one is gone; counting another copy of
+    a release leaves the index alone (it was re-indexed on every update of any column)."""
+
+    def index_blocks(store: Store) -> list[tuple[int, bytes]]:
+        return store.conn.execute("select id, block from releases_fts_data order by id").fetchall()
+
+    def search(store: Store, words: str) -> list[int]:
+        sql = "select rowid from releases_fts where releases_fts match ?"
+        return [row[0] for row in store.conn.execute(sql, (words,))]
+
+    with Store(tmp_path / "g.db") as store:
+        save(store, n=1)
+        before = index_blocks(store)
+        store.conn.execute("update releases set message_count = message_count + 1, status = status")
+        assert index_blocks(store) == before
+        save(store, replace(BASE, title="Joint Press Release Amended"), n=2)
+        assert search(store, "amended") == [1]
+        save(store, replace(BASE, title="Joint Statement"), n=3, sent_at="2030-01-01T00:00:00Z")
+        assert search(store, "amended") == []
+        assert search(store, "statement") == [1]
+        store.conn.execute("insert into releases_fts (releases_fts) values ('integrity-check')")
+
+
 def test_transaction_rolls_back_everything_on_error(tmp_path: Path) -> None:
     with Store(tmp_path / "g.db") as store:
 
