@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -77,6 +78,23 @@ def test_raw_bytes_round_trip_compressed(tmp_path: Path) -> None:
         assert store.read_raw(pk) == data
         stored = store.conn.execute("select length(data) from raw_messages").fetchone()[0]
         assert stored < len(data) / 10
+
+
+def test_raw_bytes_stored_before_zstd_stay_readable(tmp_path: Path) -> None:
+    """Rows written with zlib (before zstd) are read by their own `compression`; reparse
+    needs every one of them."""
+    data = b"From: a@b\r\n\r\n" + b"old mail " * 1000
+    with Store(tmp_path / "g.db") as store:
+        pk = store.insert_message(
+            MessageRow(sha256="s", mailbox="import", source="t", size=len(data), status="stored"),
+            data,
+        )
+        assert store.conn.execute("select compression from raw_messages").fetchone() == ("zstd",)
+        store.conn.execute(
+            "update raw_messages set compression = 'zlib', data = ? where message_pk = ?",
+            (zlib.compress(data), pk),
+        )
+        assert store.read_raw(pk) == data
 
 
 def test_same_release_twice_is_one_release_seen_twice(tmp_path: Path) -> None:

@@ -11,16 +11,24 @@ import time
 import zlib
 from datetime import UTC, datetime
 
-RAW_COMPRESSION = "zlib"
+import zstandard
+
+RAW_COMPRESSION = "zstd"
 
 
 def compress_raw(raw: bytes) -> bytes:
-    # Level 1: a third faster than the default 6 on bulletins, for ~10% more bytes.
-    return zlib.compress(raw, 1)
+    # zstd level 1: as small as zlib level 1 on bulletins and three times faster (0.09 ms
+    # against 0.29 ms for 20 KB, a twelfth of a message's whole analysis; issue I).
+    return zstandard.compress(raw, 1)
 
 
 def decompress_raw(data: bytes, compression: str | None) -> bytes:
-    return zlib.decompress(data) if compression == RAW_COMPRESSION else bytes(data)
+    """The raw bytes as stored; rows written before zstd say "zlib" and stay readable."""
+    if compression == RAW_COMPRESSION:
+        return zstandard.decompress(data)
+    if compression == "zlib":
+        return zlib.decompress(data)
+    return bytes(data)
 
 
 _now: list[tuple[int, str]] = [(-1, "")]  # the last second formatted, and its text

@@ -134,8 +134,10 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
         message = email.message_from_bytes(raw.data, policy=_POLICY)
         headers = tuple((name, _decode_header(value)) for name, value in message.items())
         # Trace headers are kept above; mail-parser would spend a third of its time
-        # parsing Received lines we never use, so it gets the message without them.
+        # parsing Received lines we never use, and a sixth on Delivered-To (the receiving
+        # mailbox, written by our own server), so it gets the message without them.
         del message["Received"]
+        del message["Delivered-To"]
         mp = _MailParser(message)
     except (MailParserError, RecursionError, LookupError, ValueError, TypeError) as err:
         raise ParseError(f"mail-parser could not read the message: {err}") from err
