@@ -197,6 +197,21 @@ def test_a_batch_carries_at_most_max_message_bytes(server: HostileImap, tmp_path
     assert len(fetches) == 3  # two messages of ~40 KB per FETCH, not six at once
 
 
+def test_a_backlog_of_big_batches_through_the_worker_pool_does_not_hang(
+    server: HostileImap, tmp_path: Path
+) -> None:
+    # Enough new mail for the worker pool, in batches of over BIG_BATCH_BYTES (200 of
+    # ~84 KB): each such batch waited for its commit before the next fetch, while the pool
+    # waited for a whole chunk of input before handing anything back.
+    count = sync.POOL_MIN_MESSAGES + 20
+    inbox = server.folder("INBOX")
+    for n in range(1, count + 1):
+        inbox.add(release(n, pad_to=sync.BIG_BATCH_BYTES // 100))
+    result = poll_in_thread(tmp_path / "db.sqlite", server.mailbox_settings(timeout=30))
+    assert result.ok and result.summary.read == count
+    assert state(tmp_path / "db.sqlite")["last_uid"] == count
+
+
 def lying_literal(server: HostileImap, tag: str, args: str) -> bytes | None:
     if "BODY.PEEK[]" not in args:
         return None  # RFC822.SIZE says 1,000 bytes

@@ -381,7 +381,7 @@ class _Prefetcher:
         self._done: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
         self._quit = threading.Event()
         self._taken = threading.Event()  # the caller took the batch handed over last
-        self._stored = threading.Event()  # ... and stored it
+        self._stored = threading.Event()  # ... and stored it, or asks for more
         self._last_command = time.monotonic()
         self.batches: deque[tuple[int, int]] = deque()
         self.too_large: dict[int, int] = {}  # UIDs fetched by their header only: size
@@ -406,11 +406,18 @@ class _Prefetcher:
     def __iter__(self) -> Iterator[tuple[int, list[RawMessage]]]:
         while True:
             try:
-                item = self._queue.get(timeout=1.0)
+                item = self._queue.get_nowait()
             except queue.Empty:
-                if self._thread.is_alive() or not self._queue.empty():
-                    continue
-                raise ImapError(f"{self._folder}: the fetch thread ended early") from None
+                # The caller waits for more: what it holds cannot be stored before more
+                # comes (the worker pool hands back whole chunks only), so the fetch of
+                # the next batch must not wait for that commit (it did: a deadlock).
+                self._stored.set()
+                try:
+                    item = self._queue.get(timeout=1.0)
+                except queue.Empty:
+                    if self._thread.is_alive() or not self._queue.empty():
+                        continue
+                    raise ImapError(f"{self._folder}: the fetch thread ended early") from None
             self._taken.set()
             if item is None:
                 return
@@ -448,8 +455,9 @@ class _Prefetcher:
                     self.too_large.update(batch.too_large)  # before the hand-over: seen after
                     self._stored.clear()
                     self._hand_over((batch.last_uid, batch))
-                    # Big messages: the next is fetched once this one is stored, so one of
-                    # them at a time is in memory (parsing one costs several times its size).
+                    # Big messages: the next is fetched once this one is stored (or the
+                    # caller asks for more), so one of them at a time is in memory when
+                    # analysed in-process (parsing one costs about 3 times its size).
                     big = sum(len(raw.data) for raw in batch) >= BIG_BATCH_BYTES
                     self._wait_taken(self._stored if big else self._taken)
                     if self._quit.is_set():
