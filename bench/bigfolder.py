@@ -9,19 +9,24 @@
   login; prints how long `govfeed poll` takes to give up with `timeout = 5`.
 - **SIGTERM**: `govfeed run` and `govfeed poll` stuck in a command the server never
   answers (`timeout = 600`); prints the seconds from SIGTERM to exit, and the exit code.
-- **Big messages**: peak RSS of `govfeed poll` (default `max_message_bytes`, 25 MiB)
-  reading 8 messages of 1 MB, one of 24 MB and 8 of 24 MB from the hostile server.
+- **Big messages**: peak RSS (largest process) and wall time of `govfeed poll` (default
+  `max_message_bytes`, 25 MiB) reading messages from the hostile server: few of them
+  (analysed in the main process) of 1 MB and of 24 MB (text, or a base64 attachment), and
+  backlogs of 256 or more (analysed by the worker pool), one mixed with 24 MB messages.
 
 Nothing here asserts: it prints.
 
     .venv/bin/python bench/bigfolder.py                  # 1,000,000 messages (~40 min)
     .venv/bin/python bench/bigfolder.py --count 100000   # a quicker look
+    .venv/bin/python bench/bigfolder.py --only big-messages   # one part (~2 min)
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -52,11 +57,14 @@ class Folder:
     output: str
 
 
+PARTS = ("big-messages", "misbehaviour", "big-folder")
+
+
 @dataclass
 class Figures:
-    big_messages: dict[str, float]  # what was read -> peak RSS in MB
+    big_messages: dict[str, tuple[float, float]]  # what was read -> (peak RSS MB, seconds)
     folders: list[Folder]
-    slowloris_seconds: float
+    slowloris_seconds: float | None
     slowloris_error: str
     sigterm: dict[str, tuple[float, int]]  # command -> (seconds to exit, exit code)
 
@@ -156,18 +164,56 @@ def big_message(n: int, size: int) -> bytes:
     return message(n) + line * (size // len(line))
 
 
-def big_messages(work: Path, count: int = 8, size: int = 24 << 20) -> tuple[float, str]:
-    """Peak RSS of `govfeed poll` (defaults: max_message_bytes 25 MiB) reading `count`
-    messages of `size` bytes from one folder, and its summary line."""
+def attachment_message(n: int, size: int) -> bytes:
+    """A short text and an attachment of random bytes, base64: about `size` bytes."""
+    body = base64.encodebytes(random.Random(n).randbytes(size * 3 // 4 - 1024))
+    return (
+        message(n).replace(
+            b"\r\n\r\n",
+            b"\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=BB\r\n\r\n",
+            1,
+        )
+        + b"--BB\r\nContent-Type: application/pdf\r\n"
+        b"Content-Disposition: attachment; filename=report.pdf\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + body.replace(b"\n", b"\r\n") + b"--BB--\r\n"
+    )
+
+
+# What the server holds, by label: (count, size, make) groups, in UID order. The first
+# ones are analysed in the main process; 256 or more new messages start the worker pool
+# (sync.POOL_MIN_MESSAGES). 300 x 100 KB are batches of 20 MB (200 messages).
+BIG_CASES: dict[str, list[tuple[int, int, str]]] = {
+    "8 x 1 MB": [(8, 1 << 20, "text")],
+    "1 x 24 MB": [(1, 24 << 20, "text")],
+    "1 x 24 MB, a base64 attachment": [(1, 24 << 20, "attachment")],
+    "8 x 24 MB": [(8, 24 << 20, "text")],
+    "300 x 100 KB (worker pool)": [(300, 100 << 10, "text")],
+    "300 x 1 MB (worker pool)": [(300, 1 << 20, "text")],
+    "256 x 100 KB, each 32nd followed by one of 24 MB (worker pool)": [
+        *[(32, 100 << 10, "text"), (1, 24 << 20, "text")] * 8
+    ],
+}
+
+
+def big_messages(work: Path, groups: list[tuple[int, int, str]]) -> tuple[float, float]:
+    """Peak RSS of `govfeed poll` (defaults: max_message_bytes 25 MiB) reading the messages
+    of `groups` from one folder, and its wall time."""
     server = HostileImap()
-    for n in range(1, count + 1):
-        server.folder("INBOX").add(big_message(n, size))
+    n = 0
+    for count, size, kind in groups:
+        for _ in range(count):
+            n += 1
+            make = attachment_message if kind == "attachment" else big_message
+            server.folder("INBOX").add(make(n, size))
     try:
         os.environ["GOVFEED_BENCH_PASSWORD"] = PASSWORD  # for govfeed(), which inherits it
         run = govfeed("--config", str(hostile_config(work, server, 60)), "poll")
-        return run.peak_rss_mb, run.output
+        if f"read {n}," not in run.output:
+            raise SystemExit(f"bench: expected {n} messages read: {run.output}")
+        return run.peak_rss_mb, run.seconds
     finally:
         server.close()
+        (work / "hostile.db").unlink(missing_ok=True)
 
 
 def sigterm(work: Path, command: str) -> tuple[float, int]:
@@ -192,38 +238,59 @@ def sigterm(work: Path, command: str) -> tuple[float, int]:
         server.close()
 
 
-def measure(count: int) -> Figures:
+def measure(count: int, parts: tuple[str, ...]) -> Figures:
     work = Path(tempfile.mkdtemp(prefix="govfeed-bigfolder-"))
-    messages = {
-        f"{n} x {size >> 20} MB": big_messages(work, n, size)[0]
-        for n, size in ((8, 1 << 20), (1, 24 << 20), (8, 24 << 20))
-    }
-    loris, error = slowloris(work)
-    stops = {command: sigterm(work, command) for command in ("run", "poll")}
+    figures = Figures({}, [], None, "", {})
+    if "big-messages" in parts:
+        for label, groups in BIG_CASES.items():
+            figures.big_messages[label] = big_messages(work, groups)
+            print(f"bench: {label}: {figures.big_messages[label][0]:.0f} MB", file=sys.stderr)
+    if "misbehaviour" in parts:
+        figures.slowloris_seconds, figures.slowloris_error = slowloris(work)
+        figures.sigterm = {command: sigterm(work, command) for command in ("run", "poll")}
+    if "big-folder" in parts:
+        figures.folders = folders(work, count)
+    return figures
+
+
+def folders(work: Path, count: int) -> list[Folder]:
     server = Dovecot()
     # Dovecot's imap processes may use 256 MB by default: too little to index a folder of
     # a million messages (the connection just closes). A server for such folders has more.
     with server.config_path.open("a") as config:
         config.write("default_vsz_limit = 2G\n")
     server.start()
-    folders = []
+    done: list[Folder] = []
     try:
         for n in (count // 10, count):
-            folders.append(big_folder(server, work, n))
-            done = folders[-1]  # progress, in case the bigger one does not finish
-            print(
-                f"bench: {n:,} messages: sync {done.sync_seconds:.0f} s,"
-                f" peak RSS {done.peak_rss_mb:.0f} MB",
+            done.append(big_folder(server, work, n))
+            print(  # progress, in case the bigger one does not finish
+                f"bench: {n:,} messages: sync {done[-1].sync_seconds:.0f} s,"
+                f" peak RSS {done[-1].peak_rss_mb:.0f} MB",
                 file=sys.stderr,
                 flush=True,
             )
     finally:
         server.close()
-    return Figures(messages, folders, loris, error, stops)
+    return done
 
 
 def report(f: Figures) -> None:
-    small, big = f.folders
+    if f.folders:
+        report_folders(f.folders)
+    for what, (peak, seconds) in f.big_messages.items():
+        print(f"`govfeed poll` reading {what} (defaults): peak RSS {peak:.0f} MB, {seconds:.1f} s")
+    if f.slowloris_seconds is not None:
+        seconds = f.slowloris_seconds
+        print(f"slowloris (a byte every 0.5 s, timeout = 5): gave up after {seconds:.1f} s")
+        print(f"  {f.slowloris_error[:200]}")
+    for command, (seconds, code) in f.sigterm.items():
+        stalled = f"SIGTERM to `govfeed {command}` in a stalled command"
+        print(f"{stalled}: exit {code} after {seconds:.2f} s")
+
+
+def report_folders(folders: list[Folder]) -> None:
+    small, big = folders
     print(f"| first sync of a big folder (loopback Dovecot) | {small.count:,} | {big.count:,} |")
     print("|---|---|---|")
     for label, value in (
@@ -236,20 +303,14 @@ def report(f: Figures) -> None:
         print(f"| {label} | {value(small)} | {value(big)} |")
     print()
     print(f"govfeed poll ({big.count:,}): {big.output}")
-    for what, peak in f.big_messages.items():
-        print(f"peak RSS of `govfeed poll` reading {what} messages (defaults): {peak:.0f} MB")
-    print(f"slowloris (a byte every 0.5 s, timeout = 5): gave up after {f.slowloris_seconds:.1f} s")
-    print(f"  {f.slowloris_error[:200]}")
-    for command, (seconds, code) in f.sigterm.items():
-        stalled = f"SIGTERM to `govfeed {command}` in a stalled command"
-        print(f"{stalled}: exit {code} after {seconds:.2f} s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1_000_000, help="messages (1,000,000)")
+    parser.add_argument("--only", choices=PARTS, action="append", help="run only this part")
     args = parser.parse_args()
-    report(measure(args.count))
+    report(measure(args.count, tuple(args.only or PARTS)))
 
 
 if __name__ == "__main__":

@@ -154,3 +154,29 @@ def test_a_pool_that_breaks_again_records_the_chunk_as_failed_and_goes_on(
     assert failed, "the killer never broke a pool twice"
     assert all("analysis" in str(a.error) for a in failed)
     assert len(failed) < len(messages)  # once the killing stopped, the rest went through
+
+
+def test_the_pool_reads_ahead_a_bounded_number_of_bytes_not_of_messages() -> None:
+    """A backlog of big messages: the main process holds the raw bytes of every message in
+    flight, so the read-ahead stops at WINDOW_BYTES (plus one chunk), not at a count."""
+    from govfeed import analysis
+
+    size = 1 << 20
+    pulled = 0
+
+    def big_messages() -> Iterator[RawMessage]:
+        nonlocal pulled
+        for n in range(60):
+            pulled += 1
+            head = f"From: a@example.org\r\nSubject: big {n}\r\n\r\n".encode()
+            yield RawMessage(data=head + (b"x" * 76 + b"\r\n") * (size // 78), source="test")
+
+    analyzer = Analyzer(workers=2, policy=POLICY)
+    try:
+        stream = analyzer.stream(big_messages())
+        next(stream)
+        ahead = pulled
+        assert sum(1 for _ in stream) == 59
+    finally:
+        analyzer.close()
+    assert ahead <= (analysis.WINDOW_BYTES + analysis.CHUNK_BYTES) // size + 1

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -36,6 +35,7 @@ from govfeed.errors import GovfeedError
 from govfeed.extract import extract_release
 from govfeed.extract.links import account_code_from_url
 from govfeed.formats import compress_raw, iso
+from govfeed.memory import return_big_buffers
 from govfeed.models import (
     ContractAward,
     Ignored,
@@ -54,6 +54,11 @@ if TYPE_CHECKING:  # not at run time: the workers import this module, not pydant
 log = structlog.get_logger(__name__)
 
 CHUNK = 32  # messages per task: big enough to amortise the inter-process hop
+# Raw bytes per task, and in flight in all (held by the main process until a task's results
+# are back): a backlog of multi-megabyte messages must not fill a worker or the main
+# process with hundreds of them. Bulletins (~50 KB) never reach either bound.
+CHUNK_BYTES = 4 << 20
+WINDOW_BYTES = 16 << 20
 MIN_PARALLEL = 2 * CHUNK  # fewer messages than this are analysed in-process
 _MAX_ERROR_CHARS = 1000
 PARENT_CHECK_SECONDS = 0.5  # how soon a worker notices that the main process died
@@ -104,7 +109,8 @@ def body_sha256(data: bytes) -> str:
     """SHA-256 of the body bytes: two deliveries of one mail differ only in their headers."""
     at = data.find(b"\r\n\r\n")
     cut = at + 4 if at >= 0 else data.find(b"\n\n") + 2  # 1: no blank line, no body
-    return sha256_hex(data[cut:] if cut > 1 else b"")
+    # A view, not a slice: no copy of the body (24 MB for a 24 MB message).
+    return sha256_hex(memoryview(data)[cut:] if cut > 1 else b"")
 
 
 def _analyze(data: bytes, policy: TrustPolicy) -> Analysis:
@@ -182,6 +188,7 @@ def _worker_init(parent: int) -> None:
     They do not outlive it either: a worker holds both ends of the pool's task queue, so
     it would wait for work for ever after a SIGKILL of the main process."""
     signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS)  # the guard below takes them
+    return_big_buffers()  # a big message's memory goes back after it (see memory.py)
     threading.Thread(target=_guard, args=(parent,), daemon=True).start()
 
 
@@ -227,10 +234,15 @@ class Analyzer:
         """
         if self.workers < 2 or (expected is not None and expected < MIN_PARALLEL):
             for raw in raws:
-                yield (
+                item = (
                     raw,
                     None if skip is not None and skip(raw) else analyze(raw.data, self.policy),
                 )
+                del raw
+                yield item
+                # Not held while the next message is read (it may be fetched meanwhile):
+                # a big one and its compressed copy stayed in memory for the next one.
+                del item
             return
         yield from self._parallel(iter(raws), skip)
 
@@ -239,14 +251,18 @@ class Analyzer:
     ) -> Iterator[tuple[RawMessage, Analysis | None]]:
         window: deque[tuple[list[RawMessage], list[bool], Future[list[Analysis]]]] = deque()
         limit = 3 * self.workers  # chunks in flight: bounded memory, workers never idle
+        in_flight = 0  # raw bytes of the chunks in the window
         while True:
-            chunk = list(islice(raws, CHUNK))
+            chunk = _take_chunk(raws)
             if chunk:
                 skipped = [skip is not None and skip(raw) for raw in chunk]
                 todo = [raw.data for raw, s in zip(chunk, skipped, strict=True) if not s]
                 window.append((chunk, skipped, self._submit(todo)))
-            while window and (len(window) >= limit or not chunk):
-                yield from self._collect(*window.popleft())
+                in_flight += sum(len(raw.data) for raw in chunk)
+            while window and (len(window) >= limit or in_flight >= WINDOW_BYTES or not chunk):
+                done = window.popleft()
+                in_flight -= sum(len(raw.data) for raw in done[0])
+                yield from self._collect(*done)
             if not chunk:
                 return
 
@@ -287,6 +303,18 @@ class Analyzer:
                 results = iter([failed] * len(todo))
         for raw, was_skipped in zip(chunk, skipped, strict=True):
             yield raw, None if was_skipped else next(results)
+
+
+def _take_chunk(raws: Iterator[RawMessage]) -> list[RawMessage]:
+    """The next task's messages: CHUNK of them, fewer once they reach CHUNK_BYTES."""
+    chunk: list[RawMessage] = []
+    size = 0
+    for raw in raws:
+        chunk.append(raw)
+        size += len(raw.data)
+        if len(chunk) >= CHUNK or size >= CHUNK_BYTES:
+            break
+    return chunk
 
 
 def _pickle_by_fields(cls: type[Any]) -> None:

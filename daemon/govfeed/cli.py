@@ -21,6 +21,7 @@ from govfeed.config import MailboxSettings, Settings, load_settings, read_secret
 from govfeed.errors import ConfigError, GovfeedError
 from govfeed.formats import printable
 from govfeed.logs import LEVELS, configure_logging
+from govfeed.memory import return_big_buffers
 from govfeed.sources import open_sources
 from govfeed.store import Store
 
@@ -427,4 +428,5 @@ def site(obj: Context, host: str, port: int, root: bool) -> None:
 
 
 def main() -> None:
+    return_big_buffers()
     cli(prog_name="govfeed")

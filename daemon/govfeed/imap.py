@@ -335,6 +335,7 @@ class ImapSession:
                 batch.too_large = {uid: sizes[uid] for uid in group if too_large}
                 batch.last_uid = chunk[-1] if n == len(runs) else group[-1]
                 yield batch
+                del batch  # not held while the next is fetched: it may be 25 MB
             if not runs:
                 yield Batch(last_uid=chunk[-1])  # all gone: the cursor still moves
 

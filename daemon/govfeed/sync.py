@@ -326,6 +326,7 @@ def _fetch_and_store(
                 del group[:count]
                 if poll.stopping:
                     return True, prefetch.found
+            item = None  # stored: not held while the next message is fetched and analyzed
     finally:
         prefetch.close()
         analyzer.close()
@@ -400,6 +401,7 @@ class _Prefetcher:
             for last_uid, batch in self:
                 self.batches.append((last_uid, len(batch)))
                 yield from batch
+                del batch  # not held while the next batch is fetched
         except ImapError as err:
             self.failure = err
 
@@ -424,6 +426,7 @@ class _Prefetcher:
             if isinstance(item, BaseException):
                 raise item
             yield item
+            item = None  # not held while the next batch is fetched
 
     def committed(self, uids: list[int]) -> None:
         """The caller has committed these messages: their post-action may run."""
@@ -459,6 +462,7 @@ class _Prefetcher:
                     # caller asks for more), so one of them at a time is in memory when
                     # analysed in-process (parsing one costs about 3 times its size).
                     big = sum(len(raw.data) for raw in batch) >= BIG_BATCH_BYTES
+                    del batch  # the caller's now: not held here while the next is fetched
                     self._wait_taken(self._stored if big else self._taken)
                     if self._quit.is_set():
                         return
