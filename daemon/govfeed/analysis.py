@@ -85,8 +85,12 @@ class Analysis:
         return Candidate(a.status, a.sender, self.body_sha256, a.reason)
 
 
-def analyze(data: bytes, policy: TrustPolicy | AuthenticationSettings) -> Analysis:
-    """Parse, authenticate, extract and assess one message; any failure is an error string."""
+def analyze(
+    data: bytes, policy: TrustPolicy | AuthenticationSettings, *, compress: bool = True
+) -> Analysis:
+    """Parse, authenticate, extract and assess one message; any failure is an error string.
+
+    `compress=False` when the raw is stored already (reparse): nothing would use it."""
     analysis = _analyze(data, as_trust_policy(policy))
     # Everything the writer needs that is pure is made here, in the worker: the main
     # process writes SQLite for every worker and is the bottleneck on two cores.
@@ -94,7 +98,7 @@ def analyze(data: bytes, policy: TrustPolicy | AuthenticationSettings) -> Analys
     return replace(
         analysis,
         body_sha256=body_sha256(data),
-        compressed=compress_raw(data),
+        compressed=compress_raw(data) if compress else None,
         sha256=sha256_hex(data),
         identity=identify(result) if isinstance(result, Release) else None,
     )
@@ -169,8 +173,8 @@ def _list_account(value: str | None) -> str | None:
     return None
 
 
-def analyze_many(datas: list[bytes], policy: TrustPolicy) -> list[Analysis]:
-    return [analyze(data, policy) for data in datas]
+def analyze_many(datas: list[bytes], policy: TrustPolicy, compress: bool) -> list[Analysis]:
+    return [analyze(data, policy, compress=compress) for data in datas]
 
 
 def _worker_init(parent: int) -> None:
@@ -203,10 +207,15 @@ class Analyzer:
     """Runs `analyze` over streams, in a lazily started process pool when it pays."""
 
     def __init__(
-        self, workers: int | None = None, policy: TrustPolicy | AuthenticationSettings | None = None
+        self,
+        workers: int | None = None,
+        policy: TrustPolicy | AuthenticationSettings | None = None,
+        *,
+        compress: bool = True,
     ) -> None:
         self.workers = default_workers() if workers is None else workers
         self.policy = as_trust_policy(policy)
+        self.compress = compress  # False: the raws are stored already (reparse)
         self._pool: ProcessPoolExecutor | None = None
 
     def close(self) -> None:
@@ -227,10 +236,10 @@ class Analyzer:
         """
         if self.workers < 2 or (expected is not None and expected < MIN_PARALLEL):
             for raw in raws:
-                yield (
-                    raw,
-                    None if skip is not None and skip(raw) else analyze(raw.data, self.policy),
-                )
+                if skip is not None and skip(raw):
+                    yield raw, None
+                else:
+                    yield raw, analyze(raw.data, self.policy, compress=self.compress)
             return
         yield from self._parallel(iter(raws), skip)
 
@@ -261,7 +270,7 @@ class Analyzer:
                 initargs=(os.getpid(),),
             )
         try:
-            return self._pool.submit(analyze_many, datas, self.policy)
+            return self._pool.submit(analyze_many, datas, self.policy, self.compress)
         except BrokenProcessPool:
             self.close()
             return self._submit(datas)
