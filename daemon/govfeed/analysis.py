@@ -27,8 +27,6 @@ from dataclasses import dataclass, replace
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from govfeed.auth import authenticate, signed_headers
 from govfeed.decide import Assessment, Candidate, SenderFacts, TrustPolicy, assess
 from govfeed.dedupe import Identity, identify, sha256_hex
@@ -50,8 +48,6 @@ from govfeed.parse import parse_message
 
 if TYPE_CHECKING:  # not at run time: the workers import this module, not pydantic
     from govfeed.config import AuthenticationSettings
-
-log = structlog.get_logger(__name__)
 
 CHUNK = 32  # messages per task: big enough to amortise the inter-process hop
 MIN_PARALLEL = 2 * CHUNK  # fewer messages than this are analysed in-process
@@ -291,11 +287,19 @@ class Analyzer:
                 results = iter(self._submit(todo).result())
             except BrokenProcessPool as err:
                 self.close()
-                log.warning("analysis_worker_died", messages=len(todo))
+                _log().warning("analysis_worker_died", messages=len(todo))
                 failed = Analysis(MessageFacts(), None, _error_text("analysis", err))
                 results = iter([failed] * len(todo))
         for raw, was_skipped in zip(chunk, skipped, strict=True):
             yield raw, None if was_skipped else next(results)
+
+
+def _log() -> Any:
+    """The module's logger, in the main process only: a worker that imported structlog
+    (and the asyncio it loads) took a third longer to start."""
+    import structlog
+
+    return structlog.get_logger(__name__)
 
 
 def _pickle_by_fields(cls: type[Any]) -> None:
