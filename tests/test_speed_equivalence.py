@@ -165,6 +165,21 @@ def test_boundary_matcher_matches_as_the_stdlib_pattern(boundary: str) -> None:
             assert want.end() == got.end(), line
 
 
+ENDINGS = ["", "\n", "\r", "\r\n", "\n\r", "\r\r", "\n\n", "\r\n\r\n", "\r\r\n", "x"]
+
+
+@pytest.mark.parametrize("body", ["", "x", "line\r\n" * 300, "a\rb\nc\r\nd", "\r\n" * 3])
+@pytest.mark.parametrize("ending", ENDINGS)
+def test_line_end_search_matches_as_the_stdlib_pattern(body: str, ending: str) -> None:
+    text = body + ending
+    want = re.compile(r"(\r\n|\r|\n)\Z").search(text)
+    got = email.feedparser.NLCRE_eol.search(text)  # type: ignore[attr-defined]
+    assert isinstance(email.feedparser.NLCRE_eol, parse._LineEndAtEnd)  # type: ignore[attr-defined]
+    assert (want is None) == (got is None)
+    if want is not None and got is not None:
+        assert (want.group(0), want.span()) == (got.group(0), got.span())
+
+
 def tree(message: email.message.Message) -> list[object]:
     return [
         (
@@ -179,12 +194,13 @@ def tree(message: email.message.Message) -> list[object]:
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
-def test_fixtures_parse_to_the_same_tree_with_the_boundary_matcher(
+def test_fixtures_parse_to_the_same_tree_as_with_the_stdlib_patterns(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = path.read_bytes()
     ours = tree(email.message_from_bytes(data))
     monkeypatch.setattr(email.feedparser, "re", re)
+    monkeypatch.setattr(email.feedparser, "NLCRE_eol", re.compile(r"(\r\n|\r|\n)\Z"))
     assert tree(email.message_from_bytes(data)) == ours
 
 
