@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.feedparser
+import email.policy
 import re
 import shutil
 import sqlite3
@@ -178,6 +179,16 @@ def test_line_end_search_matches_as_the_stdlib_pattern(body: str, ending: str) -
     assert (want is None) == (got is None)
     if want is not None and got is not None:
         assert (want.group(0), want.span()) == (got.group(0), got.span())
+
+
+@pytest.mark.parametrize("value", ["plain ascii", "caf\u00e9 unicode", "raw \udce9 byte", ""])
+def test_header_values_are_read_as_compat32_reads_them(value: str) -> None:
+    """The ASCII shortcut in header_fetch_parse gives what compat32 gives, for every kind
+    of value: ASCII, decoded text, and undecodable bytes (surrogate escapes) as a Header."""
+    ours = parse._POLICY.header_fetch_parse("Subject", value)
+    stdlib = email.policy.compat32.header_fetch_parse("Subject", value)
+    assert type(ours) is type(stdlib)
+    assert str(ours) == str(stdlib)
 
 
 def tree(message: email.message.Message) -> list[object]:

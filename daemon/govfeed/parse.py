@@ -55,6 +55,14 @@ class _CappedHeaders(email.policy.Compat32):
         name, value = super().header_source_parse(sourcelines)
         return name, value[:_MAX_HEADER_CHARS]
 
+    def header_fetch_parse(self, name: str, value: Any) -> Any:
+        # Every header read (about 70 a message, most by mail-parser) tests the value for
+        # surrogate-escaped bytes by encoding it to UTF-8; an ASCII value has none, and
+        # str.isascii() knows that without looking.
+        if isinstance(value, str) and value.isascii():
+            return value
+        return super().header_fetch_parse(name, value)
+
 
 _POLICY = _CappedHeaders()
 
