@@ -161,6 +161,10 @@ def print_files(files: list[run.Figures]) -> None:
             ["messages per second"] + [f"{f.rate:,.0f}" for f in files],
             ["bare stdlib parse, messages per second"] + [f"{f.bare_rate:,.0f}" for f in files],
             ["pipeline cost over bare parse"] + [f"{f.ratio:.1f}×" for f in files],
+            ["import rate / bare parse rate (goal ≥ 0.5)"] + [f"{f.share:.2f}" for f in files],
+            ["`govfeed reparse`, messages per second"]
+            + [f"{f.count / f.reparsed.seconds:,.0f}" for f in files],
+            ["reparse rate / bare parse rate"] + [f"{f.reparse_share:.2f}" for f in files],
             ["peak RSS, main process"] + [f"{f.imported.peak_main_mb} MB" for f in files],
             [f"peak RSS, {with_workers}"] + [f"{f.imported.peak_tree_mb} MB" for f in files],
         ],

@@ -404,6 +404,18 @@ def test_a_bad_agency_entry_names_the_key(tmp_path: Path, entry: str, message: s
         load_settings(write(tmp_path, f"[[agencies]]\n{entry}\n"))
 
 
+def test_an_agency_cannot_take_a_built_in_agencys_alias(tmp_path: Path) -> None:
+    """ "DoD" names the built-in Department of Defense: a county calling itself so would be
+    matched in registry order, silently; replacing the built-in entry by name is the way."""
+    text = '[[agencies]]\nname = "Dodge County"\naliases = ["DoD"]\n'
+    message = "agencies[0]: 'DoD' already names 'U.S. Department of Defense' (built in: an entry"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(write(tmp_path, text))
+    replacing = '[[agencies]]\nname = "U.S. Department of Defense"\naliases = ["DoD"]\n'
+    registry = load_settings(write(tmp_path, replacing)).registry
+    assert [a.aliases for a in registry if a.name == "U.S. Department of Defense"] == [("DoD",)]
+
+
 def test_two_agencies_cannot_share_a_name(tmp_path: Path) -> None:
     text = '[[agencies]]\nname = "A"\naliases = ["Same"]\n[[agencies]]\nname = "Same"\n'
     with pytest.raises(ConfigError, match="'Same' already names 'A'"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.feedparser
+import email.policy
 import re
 import shutil
 import sqlite3
@@ -165,6 +166,31 @@ def test_boundary_matcher_matches_as_the_stdlib_pattern(boundary: str) -> None:
             assert want.end() == got.end(), line
 
 
+ENDINGS = ["", "\n", "\r", "\r\n", "\n\r", "\r\r", "\n\n", "\r\n\r\n", "\r\r\n", "x"]
+
+
+@pytest.mark.parametrize("body", ["", "x", "line\r\n" * 300, "a\rb\nc\r\nd", "\r\n" * 3])
+@pytest.mark.parametrize("ending", ENDINGS)
+def test_line_end_search_matches_as_the_stdlib_pattern(body: str, ending: str) -> None:
+    text = body + ending
+    want = re.compile(r"(\r\n|\r|\n)\Z").search(text)
+    got = email.feedparser.NLCRE_eol.search(text)  # type: ignore[attr-defined]
+    assert isinstance(email.feedparser.NLCRE_eol, parse._LineEndAtEnd)  # type: ignore[attr-defined]
+    assert (want is None) == (got is None)
+    if want is not None and got is not None:
+        assert (want.group(0), want.span()) == (got.group(0), got.span())
+
+
+@pytest.mark.parametrize("value", ["plain ascii", "caf\u00e9 unicode", "raw \udce9 byte", ""])
+def test_header_values_are_read_as_compat32_reads_them(value: str) -> None:
+    """The ASCII shortcut in header_fetch_parse gives what compat32 gives, for every kind
+    of value: ASCII, decoded text, and undecodable bytes (surrogate escapes) as a Header."""
+    ours = parse._POLICY.header_fetch_parse("Subject", value)
+    stdlib = email.policy.compat32.header_fetch_parse("Subject", value)
+    assert type(ours) is type(stdlib)
+    assert str(ours) == str(stdlib)
+
+
 def tree(message: email.message.Message) -> list[object]:
     return [
         (
@@ -179,12 +205,13 @@ def tree(message: email.message.Message) -> list[object]:
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
-def test_fixtures_parse_to_the_same_tree_with_the_boundary_matcher(
+def test_fixtures_parse_to_the_same_tree_as_with_the_stdlib_patterns(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = path.read_bytes()
     ours = tree(email.message_from_bytes(data))
     monkeypatch.setattr(email.feedparser, "re", re)
+    monkeypatch.setattr(email.feedparser, "NLCRE_eol", re.compile(r"(\r\n|\r|\n)\Z"))
     assert tree(email.message_from_bytes(data)) == ours
 
 

@@ -26,8 +26,6 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from govfeed.auth import authenticate, signed_headers
 from govfeed.decide import Assessment, Candidate, SenderFacts, TrustPolicy, assess
 from govfeed.dedupe import Identity, identify, sha256_hex
@@ -50,8 +48,6 @@ from govfeed.parse import parse_message
 
 if TYPE_CHECKING:  # not at run time: the workers import this module, not pydantic
     from govfeed.config import AuthenticationSettings
-
-log = structlog.get_logger(__name__)
 
 CHUNK = 32  # messages per task: big enough to amortise the inter-process hop
 # Raw bytes per task, and in flight in all (held by the main process until a task's results
@@ -90,8 +86,12 @@ class Analysis:
         return Candidate(a.status, a.sender, self.body_sha256, a.reason)
 
 
-def analyze(data: bytes, policy: TrustPolicy | AuthenticationSettings) -> Analysis:
-    """Parse, authenticate, extract and assess one message; any failure is an error string."""
+def analyze(
+    data: bytes, policy: TrustPolicy | AuthenticationSettings, *, compress: bool = True
+) -> Analysis:
+    """Parse, authenticate, extract and assess one message; any failure is an error string.
+
+    `compress=False` when the raw is stored already (reparse): nothing would use it."""
     analysis = _analyze(data, as_trust_policy(policy))
     # Everything the writer needs that is pure is made here, in the worker: the main
     # process writes SQLite for every worker and is the bottleneck on two cores.
@@ -99,7 +99,7 @@ def analyze(data: bytes, policy: TrustPolicy | AuthenticationSettings) -> Analys
     return replace(
         analysis,
         body_sha256=body_sha256(data),
-        compressed=compress_raw(data),
+        compressed=compress_raw(data) if compress else None,
         sha256=sha256_hex(data),
         identity=identify(result) if isinstance(result, Release) else None,
     )
@@ -175,8 +175,8 @@ def _list_account(value: str | None) -> str | None:
     return None
 
 
-def analyze_many(datas: list[bytes], policy: TrustPolicy) -> list[Analysis]:
-    return [analyze(data, policy) for data in datas]
+def analyze_many(datas: list[bytes], policy: TrustPolicy, compress: bool) -> list[Analysis]:
+    return [analyze(data, policy, compress=compress) for data in datas]
 
 
 def _worker_init(parent: int) -> None:
@@ -210,10 +210,15 @@ class Analyzer:
     """Runs `analyze` over streams, in a lazily started process pool when it pays."""
 
     def __init__(
-        self, workers: int | None = None, policy: TrustPolicy | AuthenticationSettings | None = None
+        self,
+        workers: int | None = None,
+        policy: TrustPolicy | AuthenticationSettings | None = None,
+        *,
+        compress: bool = True,
     ) -> None:
         self.workers = default_workers() if workers is None else workers
         self.policy = as_trust_policy(policy)
+        self.compress = compress  # False: the raws are stored already (reparse)
         self._pool: ProcessPoolExecutor | None = None
 
     def close(self) -> None:
@@ -234,10 +239,9 @@ class Analyzer:
         """
         if self.workers < 2 or (expected is not None and expected < MIN_PARALLEL):
             for raw in raws:
-                item = (
-                    raw,
-                    None if skip is not None and skip(raw) else analyze(raw.data, self.policy),
-                )
+                item: tuple[RawMessage, Analysis | None] = (raw, None)
+                if skip is None or not skip(raw):
+                    item = (raw, analyze(raw.data, self.policy, compress=self.compress))
                 del raw
                 yield item
                 # Not held while the next message is read (it may be fetched meanwhile):
@@ -277,7 +281,7 @@ class Analyzer:
                 initargs=(os.getpid(),),
             )
         try:
-            return self._pool.submit(analyze_many, datas, self.policy)
+            return self._pool.submit(analyze_many, datas, self.policy, self.compress)
         except BrokenProcessPool:
             self.close()
             return self._submit(datas)
@@ -298,7 +302,7 @@ class Analyzer:
                 results = iter(self._submit(todo).result())
             except BrokenProcessPool as err:
                 self.close()
-                log.warning("analysis_worker_died", messages=len(todo))
+                _log().warning("analysis_worker_died", messages=len(todo))
                 failed = Analysis(MessageFacts(), None, _error_text("analysis", err))
                 results = iter([failed] * len(todo))
         for raw, was_skipped in zip(chunk, skipped, strict=True):
@@ -315,6 +319,14 @@ def _take_chunk(raws: Iterator[RawMessage]) -> list[RawMessage]:
         if len(chunk) >= CHUNK or size >= CHUNK_BYTES:
             break
     return chunk
+
+
+def _log() -> Any:
+    """The module's logger, in the main process only: a worker that imported structlog
+    (and the asyncio it loads) took a third longer to start."""
+    import structlog
+
+    return structlog.get_logger(__name__)
 
 
 def _pickle_by_fields(cls: type[Any]) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from govfeed import __version__, daemon, pipeline, replication, status, sync
+from govfeed import __version__, pipeline, replication, status
 from govfeed.config import MailboxSettings, Settings, load_settings, read_secret
 from govfeed.errors import ConfigError, GovfeedError
 from govfeed.formats import printable
@@ -287,6 +287,8 @@ def run(obj: Context) -> None:
             )
         _say_trust(settings, files=False)
         loaded = [settings]  # the daemon starts with these; SIGHUP reads the file again
+        from govfeed import daemon  # the scheduler and IMAP: not for import, reparse, status
+
         code = daemon.Daemon(lambda: loaded.pop() if loaded else obj.settings()).run()
     except ConfigError as err:
         click.echo(f"error: {err}", err=True)
@@ -314,6 +316,8 @@ def poll(obj: Context) -> None:
         if not settings.mailboxes:
             raise ConfigError(f"{settings.source or 'defaults'}: no [[mailboxes]] to poll")
         _say_trust(settings, files=False)
+        from govfeed import daemon
+
         results = daemon.poll_once(settings)
     except ConfigError as err:
         click.echo(f"error: {err}", err=True)
@@ -380,6 +384,8 @@ def _check_secret_file(mailbox: MailboxSettings) -> bool:
 
 def _check_mailbox(mailbox: MailboxSettings) -> bool:
     try:
+        from govfeed import sync
+
         found = sync.check_mailbox(mailbox)
     except GovfeedError as err:
         click.echo(printable(f"          error: {err}"))

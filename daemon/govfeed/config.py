@@ -297,12 +297,23 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _unique_agencies(self) -> Settings:
+        """No name or alias may name two agencies of the registry, the built-in ones
+        included: the first match would win without a word."""
         seen: dict[str, str] = {}
-        for index, agency in enumerate(self.agencies):
+        replaced = {agency.name for agency in self.agencies}
+        built_in = [(None, a) for a in DEFAULT_AGENCIES if a.name not in replaced]
+        for index, agency in [*built_in, *enumerate(self.agencies)]:
             for name in (agency.name, *agency.aliases):
                 key = " ".join(name.casefold().split())
                 if key in seen and seen[key] != agency.name:
-                    raise ValueError(f"agencies[{index}]: {name!r} already names {seen[key]!r}")
+                    hint = (
+                        ""
+                        if seen[key] in replaced
+                        else " (built in: an entry of that name replaces it)"
+                    )
+                    raise ValueError(
+                        f"agencies[{index}]: {name!r} already names {seen[key]!r}{hint}"
+                    )
                 seen[key] = agency.name
         return self
 

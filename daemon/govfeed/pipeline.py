@@ -331,7 +331,7 @@ def reparse(
         store.reset_release_links()
         for policy, raws in _stored_by_policy(store, settings):
             # Headers only: a local DKIM check would fail old mail once keys rotate.
-            analyzer = Analyzer(workers, replace(policy, dkim_verify=False))
+            analyzer = Analyzer(workers, replace(policy, dkim_verify=False), compress=False)
             try:
                 for raw, analysis in analyzer.stream(raws, skip=context.keeps):
                     if on_message is not None:
