@@ -167,15 +167,19 @@ def test_an_oversized_message_is_recorded_from_its_headers_and_passed(
     inbox = server.folder("INBOX")
     inbox.add(release(1, pad_to=300_000))
     inbox.add(release(2))
-    result = poll_in_thread(
-        tmp_path / "db.sqlite", server.mailbox_settings(max_message_bytes=100_000)
-    )
+    db = tmp_path / "db.sqlite"
+    result = poll_in_thread(db, server.mailbox_settings(max_message_bytes=100_000))
     assert result.ok
-    big, small = stored(tmp_path / "db.sqlite")
+    big, small = stored(db)
     assert big[:2] == (1, "failed")
-    assert big[2].startswith("too large: ") and big[2].endswith(" bytes > limit 100000")
+    assert big[2] == f"too large: {len(inbox.messages[1])} bytes > limit 100000"
     assert "Department Update 1" in big[3]  # its subject, from the header
     assert small[:2] == (2, "stored")
+    # marked as header only, with the server's size; the other message is not
+    sizes = rows(db, "select uid, server_size, size < server_size from messages order by uid")
+    assert sizes == [(1, len(inbox.messages[1]), 1), (2, None, None)]
+    text = status.render_text(status.collect_status(db, []))
+    assert "failed 1 (1 too large, header only), stored 1" in text
     assert state(tmp_path / "db.sqlite")["last_uid"] == 2
     assert not any("FETCH 1 (BODY.PEEK[] " in c for c in server.commands)
     # reparse has only its header: it keeps the "too large" record as it is

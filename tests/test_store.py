@@ -250,3 +250,24 @@ def test_a_database_of_an_older_schema_is_upgraded_in_place(
             "select agency, agency_as_written from releases"
         ).fetchall()
         assert agency == written == BASE.agency
+
+
+def test_messages_known_too_large_by_their_error_get_their_server_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schema 9: a database whose oversized messages were known only by their error text
+    gets `server_size` from it; other failures stay unmarked."""
+    path = tmp_path / "g.db"
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:8])
+    with Store(path) as old:
+        old.conn.execute(
+            "insert into messages (id, sha256, mailbox, status, size, error) values"
+            " (1, 'a', 'dod', 'failed', 4000, 'too large: 31457280 bytes > limit 26214400'),"
+            " (2, 'b', 'dod', 'failed', 900, 'parse: too large: a header'),"
+            " (3, 'c', 'dod', 'stored', 900, null)"
+        )
+    monkeypatch.undo()
+    with Store(path) as store:
+        sizes = store.conn.execute("select id, server_size from messages order by id").fetchall()
+        assert sizes == [(1, 31457280), (2, None), (3, None)]
+        assert store.oversized_messages() == {1}

@@ -22,6 +22,8 @@ class RawMessage:
     uidvalidity: int | None = None
     received_at: datetime | None = None  # when the mailbox got it (IMAP INTERNALDATE), UTC
     stored_pk: int | None = None  # reparse: the stored message these bytes are
+    # Over max_message_bytes: `data` is its header only; the size the server gave.
+    server_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

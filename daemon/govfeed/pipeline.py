@@ -423,4 +423,5 @@ def _message_row(
         duplicate_of=decision.duplicate_of,
         message_id_clash=decision.clash_with,
         release_id=decision.release_id if decision.kind == "duplicate" else None,
+        server_size=raw.server_size,
     )

@@ -294,6 +294,18 @@ def _fts_on_text_change(db: sqlite_utils.Database) -> None:
     db.execute(_FTS_UPDATE_TRIGGER)
 
 
+def _server_size(db: sqlite_utils.Database) -> None:
+    # The size the IMAP server gave (RFC822.SIZE) for a message over the mailbox's
+    # max_message_bytes, of which only the header was fetched and stored; null for mail read
+    # whole. Before, such messages were known only by the text of their error.
+    db.table("messages").add_column("server_size", int)
+    db.execute(
+        "update messages set server_size ="
+        " cast(substr(error, 12, instr(error, ' bytes > limit ') - 12) as integer)"
+        " where status = 'failed' and error like 'too large: % bytes > limit %'"
+    )
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("initial", _initial),
     ("published_releases_view", _published_releases_view),
@@ -303,6 +315,7 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("mailbox_state_watch", _watch_columns),
     ("mailbox_state_exists_at_cursor", _exists_at_cursor),
     ("releases_fts_on_text_change", _fts_on_text_change),
+    ("messages_server_size", _server_size),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

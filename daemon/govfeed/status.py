@@ -106,6 +106,8 @@ class Report:
     releases_quarantined: int
     quarantined: list[dict[str, Any]]
     folders: list[FolderStatus] = field(default_factory=list)
+    # Failed messages over max_message_bytes: only their header was fetched (schema 9).
+    messages_too_large: int = 0
     agencies: list[AgencyStatus] = field(default_factory=list)
     replication: ReplicationStatus | None = None
     problems: list[str] = field(default_factory=list)
@@ -230,6 +232,11 @@ def _report(conn: sqlite3.Connection, path: Path, watches: list[Watch], now: dat
                 f"{unjudged} releases were stored before senders were recorded (schema 5):"
                 " run `govfeed reparse` to judge them under the current rules"
             )
+    columns = {row[1] for row in conn.execute("pragma table_info(messages)")}
+    if "server_size" in columns:
+        report.messages_too_large = conn.execute(
+            "select count(*) from messages where server_size is not null"
+        ).fetchone()[0]
     report.folders = _folders(conn, watches, now)
     report.problems.extend(f.problem for f in report.folders if f.problem)
     return report
@@ -338,8 +345,7 @@ def render_text(report: Report) -> str:
     lines = [
         f"database  {report.database} ({report.database_bytes / 1e6:.1f} MB,"
         f" schema {report.schema_version})",
-        "messages  "
-        + (", ".join(f"{k} {v}" for k, v in sorted(report.messages_by_status.items())) or "none"),
+        "messages  " + (", ".join(_message_counts(report)) or "none"),
         f"releases  {report.releases} ({report.releases_quarantined} quarantined)",
     ]
     for agency in report.agencies:
@@ -384,6 +390,16 @@ def render_text(report: Report) -> str:
     lines.extend(f"  - {problem}" for problem in report.problems)
     # Folder names and errors come from servers: escape sequences are shown, not obeyed.
     return "\n".join(printable(line) for line in lines)
+
+
+def _message_counts(report: Report) -> list[str]:
+    """ "failed 3 (1 too large, header only), stored 40": counts by status."""
+    counts = []
+    for status, count in sorted(report.messages_by_status.items()):
+        counts.append(f"{status} {count}")
+        if status == "failed" and report.messages_too_large:
+            counts[-1] += f" ({report.messages_too_large} too large, header only)"
+    return counts
 
 
 def _folder_cells(f: FolderStatus, now: datetime) -> tuple[str, ...]:

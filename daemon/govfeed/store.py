@@ -50,6 +50,7 @@ class MessageRow:
     duplicate_of: int | None = None
     message_id_clash: int | None = None
     release_id: int | None = None
+    server_size: int | None = None  # over max_message_bytes: only the header is stored
 
     def columns(self) -> dict[str, Any]:
         values = {name: getattr(self, name) for name in _ROW_FIELDS}
@@ -418,9 +419,7 @@ class Store:
 
     def oversized_messages(self) -> set[int]:
         """Messages over a mailbox's max_message_bytes, stored from their header only."""
-        rows = self.conn.execute(
-            "select id from messages where status = 'failed' and error like 'too large: %'"
-        )
+        rows = self.conn.execute("select id from messages where server_size is not null")
         return {int(pk) for (pk,) in rows}
 
     def reset_release_links(self) -> None:

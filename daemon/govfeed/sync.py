@@ -346,7 +346,8 @@ def _mark_too_large(
         return item
     error = f"too large: {size} bytes > limit {mailbox.max_message_bytes}"
     log.warning("message_too_large", uid=raw.uid, size=size, limit=mailbox.max_message_bytes)
-    return raw, dataclasses.replace(analysis, result=None, error=error)
+    marked = dataclasses.replace(raw, server_size=size)  # messages.server_size says so
+    return marked, dataclasses.replace(analysis, result=None, error=error)
 
 
 def _save_analyzed(
