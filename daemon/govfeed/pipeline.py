@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from govfeed import dedupe
-from govfeed.analysis import Analysis, Analyzer, analyze, as_trust_policy
+from govfeed.analysis import MIN_PARALLEL, Analysis, Analyzer, analyze, as_trust_policy
 from govfeed.config import AuthenticationSettings, Settings
 from govfeed.decide import Candidate, Decision, StoredMessage, TrustPolicy, decide
 from govfeed.errors import SourceError
@@ -274,7 +274,7 @@ def import_sources(
         for source in sources:
             messages = _safe_fetch(source, summary, on_message)
             stream = analyzer.stream(
-                messages, skip=lambda r: known(store, r), expected=source.count
+                messages, skip=lambda r: known(store, r), expected=source.count_up_to(MIN_PARALLEL)
             )
             while batch := list(islice(stream, batch_size)):
                 save_analyzed(store, batch, summary)
