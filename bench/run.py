@@ -257,7 +257,12 @@ def print_row(f: Figures) -> None:
         f" {f.count / f.reparsed.seconds:>9.0f} {f.reparse_share:>12.2f}"
     )
     print(f"{'':>9} ~{f.size_kb:.1f} KB/message; govfeed: {run.summary}")
-    print(f"{'':>9} reparse: {f.reparsed.summary}", flush=True)
+    again = f.reparsed
+    print(
+        f"{'':>9} reparse: peak RSS {again.peak_main_mb} MB main, {again.peak_tree_mb} MB all;"
+        f" {again.summary}",
+        flush=True,
+    )
 
 
 def stages(path: Path, sample: int = 500) -> dict[str, float]:

@@ -78,3 +78,18 @@ def test_mbox_split_gives_the_same_bytes_as_the_stdlib(tmp_path: Path, content: 
 
     assert sources[0].count == len(expected)
     assert [raw.data for raw in sources[0].fetch()] == expected
+    assert sources[0].count_up_to(1) == 1
+    assert sources[0].count_up_to(len(expected) + 5) == len(expected)
+
+
+def test_an_mbox_is_counted_when_asked_and_up_to_a_limit(tmp_path: Path) -> None:
+    """Not when it is classified: reading a 240 MB mbox through cost 0.4 s before the
+    first message was parsed, and only a progress bar needs the whole count; the pipeline
+    asks whether there are enough messages for the worker pool."""
+    path = tmp_path / "box.mbox"
+    path.write_bytes(b"From a\nS: 1\n\none\n\nFrom b\nS: 2\n\ntwo\n")
+    (source,), _ = open_sources([path])
+    with path.open("ab") as more:  # grows after it was classified: counting starts now
+        more.write(b"\nFrom c\nS: 3\n\nthree\n")
+    assert source.count_up_to(2) == 2
+    assert source.count == 3

@@ -271,3 +271,36 @@ def test_messages_known_too_large_by_their_error_get_their_server_size(
         sizes = store.conn.execute("select id, server_size from messages order by id").fetchall()
         assert sizes == [(1, 31457280), (2, None), (3, None)]
         assert store.oversized_messages() == {1}
+
+
+def test_reparse_status_changes_count_moved_new_and_gone_rows(tmp_path: Path) -> None:
+    """What reparse prints as "changed:", from the snapshot SQLite keeps (not Python dicts
+    of every row): a status that moved, a row that is new, a row that is gone."""
+    with Store(tmp_path / "g.db") as store:
+
+        def other(n: int) -> object:
+            url = f"https://www.war.gov/x/{n}/"
+            return replace(BASE, title=f"Other {n}", url=url, bulletin_id=f"2.{n}", body_text=url)
+
+        first = save(store, n=1)
+        second = save(store, other(2), n=2)
+        store.snapshot_for_reparse()
+        save(store, other(3), n=3)
+        assert store.release_before_reparse(1) == first.release_id
+        store.conn.execute(
+            "update releases set status = 'quarantined' where id = ?", (first.release_id,)
+        )
+        store.conn.execute(
+            "update messages set release_id = null where release_id = ?", (second.release_id,)
+        )
+        for table in ("release_keys", "release_versions"):
+            store.conn.execute(f"delete from {table} where release_id = ?", (second.release_id,))  # noqa: S608
+        store.conn.execute("delete from releases where id = ?", (second.release_id,))
+        assert store.status_changes() == {
+            "messages none -> stored": 1,
+            "releases none -> published": 1,
+            "releases published -> none": 1,
+            "releases published -> quarantined": 1,
+        }
+        temp = store.conn.execute("select name from sqlite_temp_master where type = 'table'")
+        assert temp.fetchall() == []  # the snapshot is gone with the report

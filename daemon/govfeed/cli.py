@@ -18,11 +18,11 @@ import click
 
 from govfeed import __version__, pipeline, replication, status
 from govfeed.config import MailboxSettings, Settings, load_settings, read_secret
-from govfeed.errors import ConfigError, GovfeedError
+from govfeed.errors import ConfigError, GovfeedError, SourceError
 from govfeed.formats import printable
 from govfeed.logs import LEVELS, configure_logging
 from govfeed.memory import return_big_buffers
-from govfeed.sources import open_sources
+from govfeed.sources import Source, open_sources
 from govfeed.store import Store
 
 
@@ -102,8 +102,8 @@ def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None, batch_
     sources, problems = open_sources(list(paths))
     for problem in problems:
         click.echo(f"error: {problem}", err=True)
-    total = sum(source.count for source in sources)
     show = sys.stderr.isatty() if progress is None else progress
+    total = _message_count(sources) if show else 0  # reading an mbox through costs time
     try:
         settings = obj.settings()
         _say_trust(settings, files=True)
@@ -129,6 +129,15 @@ def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None, batch_
     click.echo(summary.line())
     if problems or summary.source_errors:
         sys.exit(1)
+
+
+def _message_count(sources: list[Source]) -> int:
+    """How many messages the progress bar counts to; 0 (no bar) when a source cannot be
+    read now: the import reports that source's error and goes on with the others."""
+    try:
+        return sum(source.count for source in sources)
+    except SourceError:
+        return 0
 
 
 @cli.command()

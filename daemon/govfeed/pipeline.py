@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from govfeed import dedupe
-from govfeed.analysis import Analysis, Analyzer, analyze, as_trust_policy
+from govfeed.analysis import MIN_PARALLEL, Analysis, Analyzer, analyze, as_trust_policy
 from govfeed.config import AuthenticationSettings, Settings
 from govfeed.decide import Candidate, Decision, StoredMessage, TrustPolicy, decide
 from govfeed.errors import SourceError
@@ -91,7 +91,6 @@ _JUDGED = frozenset(
 class _Reparse:
     """What a reparse knows that an import does not."""
 
-    previous: dict[int, int]  # message id -> its release id before the reparse
     released: set[int]  # messages an operator released after review
     oversized: set[int]  # "too large": only their header was fetched, nothing to judge again
 
@@ -185,7 +184,7 @@ def _save_release(
     reparse: _Reparse | None,
 ) -> None:
     if decision.kind == "new_release":
-        reuse = reparse.previous.get(pk) if reparse else None
+        reuse = store.release_before_reparse(pk) if reparse else None
         release_id = store.create_release(release, row, reuse)
         if release_id == reuse:
             summary.kept_releases += 1
@@ -275,7 +274,7 @@ def import_sources(
         for source in sources:
             messages = _safe_fetch(source, summary, on_message)
             stream = analyzer.stream(
-                messages, skip=lambda r: known(store, r), expected=source.count
+                messages, skip=lambda r: known(store, r), expected=source.count_up_to(MIN_PARALLEL)
             )
             while batch := list(islice(stream, batch_size)):
                 save_analyzed(store, batch, summary)
@@ -317,14 +316,9 @@ def reparse(
     (e.g. "releases published -> quarantined").
     """
     summary = Summary()
-    releases_before, messages_before = store.statuses("releases"), store.statuses("messages")
     with store.transaction():
+        store.snapshot_for_reparse()
         context = _Reparse(
-            previous=dict(
-                store.conn.execute(
-                    "select id, release_id from messages where release_id is not null"
-                )
-            ),
             released=store.released_after_review(),
             oversized=store.oversized_messages(),
         )
@@ -343,9 +337,7 @@ def reparse(
             finally:
                 analyzer.close()
         summary.dropped_releases = store.drop_unclaimed_releases()
-        summary.changes = _changes(
-            releases_before, store.statuses("releases"), messages_before, store.statuses("messages")
-        )
+        summary.changes = store.status_changes()
     log.info("reparse_finished", **summary.as_dict())
     return summary
 
@@ -371,26 +363,6 @@ def _stored_by_policy(
                 for pk, _, mailbox in rows
             ),
         )
-
-
-def _changes(
-    releases_before: dict[int, str],
-    releases_after: dict[int, str],
-    messages_before: dict[int, str],
-    messages_after: dict[int, str],
-) -> dict[str, int]:
-    """ "releases published -> quarantined": n, ... for every status that moved."""
-    changes: dict[str, int] = {}
-    for table, before, after in (
-        ("releases", releases_before, releases_after),
-        ("messages", messages_before, messages_after),
-    ):
-        for key in before.keys() | after.keys():
-            old, new = before.get(key, "none"), after.get(key, "none")
-            if old != new:
-                label = f"{table} {old} -> {new}"
-                changes[label] = changes.get(label, 0) + 1
-    return dict(sorted(changes.items()))
 
 
 def _message_row(

@@ -277,7 +277,7 @@ def _exists_at_cursor(db: sqlite_utils.Database) -> None:
 
 # The full-text index follows a release's title and body text only. sqlite-utils' update
 # trigger re-indexed the release on every update of any column (message and version
-# counts, last_seen_at, status): a tenth of the writer's time on an import (issue I).
+# counts, last_seen_at, status): a sixth of the writer's SQL time on an import (issue I).
 _FTS_UPDATE_TRIGGER = """
 CREATE TRIGGER releases_au AFTER UPDATE OF title, body_text ON releases
 WHEN old.title IS NOT new.title OR old.body_text IS NOT new.body_text

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,11 +25,25 @@ _BLOCK = 1 << 20
 
 @dataclass(frozen=True)
 class Source:
-    """One path to import, with the number of messages it holds."""
+    """One path to import; `count` says how many messages it holds."""
 
     path: Path
     kind: str  # "eml", "mbox", "maildir", "folder"
-    count: int
+    files: int | None = None  # messages of a Maildir or folder (listed to classify it)
+
+    @cached_property
+    def count(self) -> int:
+        """Messages in the source; an mbox is read through to count them (0.4 s for
+        240 MB), so only a progress bar asks."""
+        return self.count_up_to(None)
+
+    def count_up_to(self, limit: int | None) -> int:
+        """The count, or `limit` when there are at least that many (an mbox is read only
+        as far as that)."""
+        if self.kind == "mbox":
+            return _count_mbox(self.path, limit)
+        found = 1 if self.files is None else self.files
+        return found if limit is None else min(found, limit)
 
     def fetch(self) -> Iterator[RawMessage]:
         """Yield every message; a file that vanished or became unreadable raises SourceError."""
@@ -64,10 +80,10 @@ def _classify(path: Path) -> Source:
         return Source(path, "folder", len(files))
     head = _read(path, _SNIFF_BYTES)
     if head.startswith(b"From "):
-        return Source(path, "mbox", _count_mbox(path))
+        return Source(path, "mbox")
     if not _HEADER_LINE.match(head.lstrip(b"\r\n")):
         raise SourceError(f"{path}: not a mail file (no header at the start)")
-    return Source(path, "eml", 1)
+    return Source(path, "eml")
 
 
 def _message_files(path: Path, kind: str) -> list[Path]:
@@ -124,10 +140,10 @@ def _split_mbox(handle: BinaryIO) -> Iterator[bytes]:
         start = searched = cut + 1
 
 
-def _count_mbox(path: Path) -> int:
+def _count_mbox(path: Path, limit: int | None = None) -> int:
     try:
         with path.open("rb") as handle:
-            return sum(1 for _ in _split_mbox(handle))
+            return sum(1 for _ in islice(_split_mbox(handle), limit))
     except OSError as err:
         raise SourceError(f"{path}: cannot read as mbox: {err.strerror or err}") from err
 
