@@ -179,6 +179,24 @@ def attachment_message(n: int, size: int) -> bytes:
     )
 
 
+def empty_lines_message(n: int, size: int) -> bytes:
+    """About `size` bytes of empty lines: a string object per line for the parser."""
+    return message(n) + b"\r\n" * (size // 2)
+
+
+def one_line_message(n: int, size: int) -> bytes:
+    """A body of one line of about `size` bytes."""
+    return message(n) + b"x" * size + b"\r\n"
+
+
+MAKERS = {
+    "text": big_message,
+    "attachment": attachment_message,
+    "empty lines": empty_lines_message,
+    "one line": one_line_message,
+}
+
+
 # What the server holds, by label: (count, size, make) groups, in UID order. The first
 # ones are analysed in the main process; 256 or more new messages start the worker pool
 # (sync.POOL_MIN_MESSAGES). 300 x 100 KB are batches of 20 MB (200 messages).
@@ -187,6 +205,8 @@ BIG_CASES: dict[str, list[tuple[int, int, str]]] = {
     "1 x 24 MB": [(1, 24 << 20, "text")],
     "1 x 24 MB, a base64 attachment": [(1, 24 << 20, "attachment")],
     "8 x 24 MB": [(8, 24 << 20, "text")],
+    "1 x 24 MB of empty lines (refused: over parse.MAX_LINES)": [(1, 24 << 20, "empty lines")],
+    "1 x 24 MB, one line (refused: over parse.MAX_LINE_CHARS)": [(1, 24 << 20, "one line")],
     "300 x 100 KB (worker pool)": [(300, 100 << 10, "text")],
     "300 x 1 MB (worker pool)": [(300, 1 << 20, "text")],
     "256 x 100 KB, each 32nd followed by one of 24 MB (worker pool)": [
@@ -203,8 +223,7 @@ def big_messages(work: Path, groups: list[tuple[int, int, str]]) -> tuple[float,
     for count, size, kind in groups:
         for _ in range(count):
             n += 1
-            make = attachment_message if kind == "attachment" else big_message
-            server.folder("INBOX").add(make(n, size))
+            server.folder("INBOX").add(MAKERS[kind](n, size))
     try:
         os.environ["GOVFEED_BENCH_PASSWORD"] = PASSWORD  # for govfeed(), which inherits it
         run = govfeed("--config", str(hostile_config(work, server, 60)), "poll")

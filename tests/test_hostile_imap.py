@@ -216,6 +216,26 @@ def test_a_backlog_of_big_batches_through_the_worker_pool_does_not_hang(
     assert state(tmp_path / "db.sqlite")["last_uid"] == count
 
 
+def test_a_message_too_costly_to_parse_is_stored_failed_and_the_batch_goes_on(
+    server: HostileImap, tmp_path: Path
+) -> None:
+    # 1 MB of empty lines, under max_message_bytes: the parser would spend 30 times that.
+    bomb = b"From: a@example.org\r\nSubject: empty lines\r\n\r\n" + b"\r\n" * 600_000
+    inbox = server.folder("INBOX")
+    inbox.add(bomb)
+    inbox.add(release(2))
+    db = tmp_path / "db.sqlite"
+    assert poll_in_thread(db, server.mailbox_settings()).ok
+    failed, ok = stored(db)
+    assert failed[:3] == (1, "failed", "parse: over 500,000 lines: too many to analyse")
+    assert ok[:2] == (2, "stored")
+    [(size,)] = rows(
+        db,
+        "select r.size from raw_messages r join messages m on m.id = r.message_pk where m.uid = 1",
+    )
+    assert size == len(bomb)  # kept whole
+
+
 def lying_literal(server: HostileImap, tag: str, args: str) -> bytes | None:
     if "BODY.PEEK[]" not in args:
         return None  # RFC822.SIZE says 1,000 bytes

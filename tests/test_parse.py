@@ -223,3 +223,20 @@ def test_messages_are_read_as_the_standard_library_reads_them() -> None:
         stock = email.message_from_bytes(data, policy=_POLICY)
         assert ours.as_string() == stock.as_string()
         assert [type(d) for d in ours.defects] == [type(d) for d in stock.defects]
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"\r\n" * 500_001, "over 500,000 lines: too many to analyse"),  # 1 MB: 30 MB parsed
+        (b"x" * ((4 << 20) + 1), "a line of over 4,194,304 characters: too long to analyse"),
+    ],
+)
+def test_mail_whose_lines_would_take_the_parser_far_past_its_size_is_refused(
+    body: bytes, error: str
+) -> None:
+    """24 MB of empty lines cost the parser 900 MB (a string object per line), a 24 MB line
+    120 MB: past these bounds the message is a ParseError (stored failed, raw kept)."""
+    raw = RawMessage(data=b"From: a@example.org\r\nSubject: x\r\n\r\n" + body, source="t")
+    with pytest.raises(ParseError, match=error):
+        parse_message(raw)
