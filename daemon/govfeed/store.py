@@ -15,6 +15,8 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -53,16 +55,20 @@ class MessageRow:
     server_size: int | None = None  # over max_message_bytes: only the header is stored
 
     def columns(self) -> dict[str, Any]:
-        values = {name: getattr(self, name) for name in _ROW_FIELDS}
-        values.update((name, getattr(self.facts, name)) for name in _FACT_FIELDS)
-        return values
+        return dict(zip(_MESSAGE_FIELDS, self.values(), strict=True))
+
+    def values(self) -> tuple[Any, ...]:
+        """The column values in `_MESSAGE_FIELDS` order (the insert's hot path)."""
+        return (*_ROW_VALUES(self), *_FACT_VALUES(self.facts))
 
 
 _ROW_FIELDS = tuple(f.name for f in fields(MessageRow) if f.name != "facts")
 _FACT_FIELDS = tuple(f.name for f in fields(MessageFacts))
+_ROW_VALUES = attrgetter(*_ROW_FIELDS)
+_FACT_VALUES = attrgetter(*_FACT_FIELDS)
 
 
-_MESSAGE_FIELDS = tuple(MessageRow(sha256="", mailbox="", source="", size=0, status="").columns())
+_MESSAGE_FIELDS = _ROW_FIELDS + _FACT_FIELDS
 _INSERT_MESSAGE = "insert into messages ({}, imported_at) values ({}, ?)".format(  # noqa: S608
     ", ".join(_MESSAGE_FIELDS), ", ".join("?" for _ in _MESSAGE_FIELDS)
 )
@@ -202,7 +208,7 @@ class Store:
 
         `compressed` is `compress_raw(raw)` when the caller made it already (in a worker).
         """
-        cursor = self.conn.execute(_INSERT_MESSAGE, (*row.columns().values(), utc_now()))
+        cursor = self.conn.execute(_INSERT_MESSAGE, (*row.values(), utc_now()))
         pk = int(cursor.lastrowid or 0)
         self.conn.execute(
             "insert into raw_messages (message_pk, compression, size, data) values (?, ?, ?, ?)",
@@ -259,20 +265,11 @@ class Store:
         values = _release_columns(release, row)
         if reuse_id is not None and self.unclaimed(reuse_id):
             values.update(message_count=1, version_count=0)
-            assignments = ", ".join(f"{name} = ?" for name in values)
-            self.conn.execute(
-                f"update releases set {assignments} where id = ?",  # noqa: S608 - fixed names
-                (*values.values(), reuse_id),
-            )
+            self.conn.execute(_update_release_sql(tuple(values)), (*values.values(), reuse_id))
             return reuse_id
         now = utc_now()
         values.update(first_seen_at=now, last_seen_at=now, message_count=1, version_count=0)
-        columns = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        cursor = self.conn.execute(
-            f"insert into releases ({columns}) values ({marks})",  # noqa: S608 - fixed names
-            tuple(values.values()),
-        )
+        cursor = self.conn.execute(_insert_release_sql(tuple(values)), tuple(values.values()))
         return int(cursor.lastrowid or 0)
 
     def join_release(
@@ -291,11 +288,7 @@ class Store:
             return  # an older copy arrived late: the release keeps showing the newer one
         values = _release_columns(release, row)
         values["latest_sent_at"] = sent_at if replace else sent_at or latest
-        assignments = ", ".join(f"{name} = ?" for name in values)
-        self.conn.execute(
-            f"update releases set {assignments} where id = ?",  # noqa: S608 - fixed names
-            (*values.values(), release_id),
-        )
+        self.conn.execute(_update_release_sql(tuple(values)), (*values.values(), release_id))
 
     def record_release(
         self,
@@ -581,6 +574,20 @@ def _create_private(path: Path, group: str | None) -> None:
         why = f"no group {group!r}" if isinstance(err, KeyError) else str(err)
         raise StoreError(f"cannot create database {path} for group {group}: {why}") from err
     os.close(fd)
+
+
+# The statements for a release's columns, made once per set of names (a few in all), not
+# for every message.
+@lru_cache(maxsize=16)
+def _insert_release_sql(names: tuple[str, ...]) -> str:
+    marks = ", ".join("?" for _ in names)
+    return f"insert into releases ({', '.join(names)}) values ({marks})"  # noqa: S608
+
+
+@lru_cache(maxsize=16)
+def _update_release_sql(names: tuple[str, ...]) -> str:
+    assignments = ", ".join(f"{name} = ?" for name in names)
+    return f"update releases set {assignments} where id = ?"  # noqa: S608
 
 
 def _release_columns(release: Release, row: ReleaseRow) -> dict[str, Any]:
