@@ -213,12 +213,31 @@ def _message_from_bytes(data: bytes) -> email.message.Message:
 
 class _BoundedLines(email.feedparser.BufferedSubFile):  # type: ignore[name-defined,misc]
     """The feedparser's line buffer, unchanged but for a count of lines and of the length
-    of the line still open."""
+    of the line still open, and a shortcut in `readline`."""
 
     def __init__(self) -> None:
         super().__init__()
         self._line_count = 0
         self._open_line = 0  # characters pushed since the last line end
+        self._other_matchers = 0  # end-of-part tests that are no multipart boundary
+
+    def push_eof_matcher(self, pred: Any) -> None:
+        self._other_matchers += not isinstance(getattr(pred, "__self__", None), _BoundaryMatcher)
+        super().push_eof_matcher(pred)
+
+    def pop_eof_matcher(self) -> Any:
+        pred = super().pop_eof_matcher()
+        self._other_matchers -= not isinstance(getattr(pred, "__self__", None), _BoundaryMatcher)
+        return pred
+
+    def readline(self) -> Any:
+        # Every line of a part is tested against each open multipart boundary, a Python
+        # call apiece (a tenth of a parse). A boundary line starts with "--": while only
+        # boundaries are watched for, a line that does not start with "-" is none of them.
+        lines = self._lines
+        if lines and not self._other_matchers and lines[0][:1] != "-":
+            return lines.popleft()
+        return super().readline()
 
     def push(self, data: str) -> None:
         end = max(data.rfind("\n"), data.rfind("\r"))
