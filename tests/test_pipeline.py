@@ -216,6 +216,25 @@ def test_bad_paths_are_named_and_exit_1_after_the_rest(tmp_path: Path) -> None:
     assert out.strip().startswith("read 1, new releases 1")
 
 
+def test_an_mbox_that_cannot_be_read_any_more_is_an_error_and_the_rest_is_imported(
+    tmp_path: Path,
+) -> None:
+    """An mbox is counted only when the import reaches it (not when it is classified): one
+    gone unreadable by then is that source's error, and the next source is imported."""
+    box = mailbox.mbox(tmp_path / "all.mbox")
+    box.add((DATA / "dod-release.eml").read_bytes())
+    box.close()
+    sources, problems = open_sources([tmp_path / "all.mbox", DATA / "dod-release.eml"])
+    assert problems == []
+    (tmp_path / "all.mbox").unlink()
+    (tmp_path / "all.mbox").mkdir()  # unreadable as a file, even for root
+    with Store(tmp_path / "g.db") as store:
+        summary = pipeline.import_sources(store, sources, workers=1)
+    assert len(summary.source_errors) == 1
+    assert summary.source_errors[0].startswith(f"{tmp_path / 'all.mbox'}: cannot read as mbox")
+    assert (summary.read, summary.new_releases) == (1, 1)
+
+
 def test_maildir_and_mbox_of_the_same_mail_give_the_same_releases(tmp_path: Path) -> None:
     maildir = mailbox.Maildir(tmp_path / "md")
     box = mailbox.mbox(tmp_path / "all.mbox")

@@ -273,9 +273,11 @@ def import_sources(
     try:
         for source in sources:
             messages = _safe_fetch(source, summary, on_message)
-            stream = analyzer.stream(
-                messages, skip=lambda r: known(store, r), expected=source.count_up_to(MIN_PARALLEL)
-            )
+            try:
+                expected: int | None = source.count_up_to(MIN_PARALLEL)
+            except SourceError:
+                expected = None  # the fetch meets the same error and records it
+            stream = analyzer.stream(messages, skip=lambda r: known(store, r), expected=expected)
             while batch := list(islice(stream, batch_size)):
                 save_analyzed(store, batch, summary)
             store.checkpoint()
