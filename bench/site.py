@@ -81,6 +81,11 @@ def build(path: Path, count: int) -> None:
             f" where n < {count}) select {picked} from k"
             f" join releases r on r.id = (k.n % {seeds}) + 1"
         )
+        # Indexed as govfeed's writer indexes a release (no insert trigger since migration 10).
+        conn.execute(
+            "insert into releases_fts (rowid, title, body_text)"  # noqa: S608 - fixed names
+            f" select id, title, body_text from releases where id > {seeds}"
+        )
         conn.execute(
             "insert into release_versions (release_id, version, content_hash, title,"  # noqa: S608 - fixed names
             " release_date, url, body_text, body_html, sent_at, seen_at)"

@@ -10,7 +10,7 @@ import pytest
 
 from govfeed import dedupe, schema
 from govfeed.errors import StoreError
-from govfeed.models import ContractAward
+from govfeed.models import ContractAward, Release
 from govfeed.schema import SCHEMA_VERSION
 from govfeed.store import MessageRow, ReleaseRow, Store
 from tests.test_dedupe import BASE
@@ -172,6 +172,56 @@ def test_fts_follows_text_changes_and_only_them(tmp_path: Path) -> None:
         store.conn.execute("insert into releases_fts (releases_fts) values ('integrity-check')")
 
 
+def test_releases_created_in_a_transaction_are_indexed_once_it_commits(tmp_path: Path) -> None:
+    """The writer indexes a batch's new releases together, before COMMIT (no insert
+    trigger since migration 10). A release whose text changes, or that is dropped, in the
+    same transaction as its creation is indexed first, so the update and delete triggers
+    find it; a rolled-back batch leaves nothing to index."""
+
+    def distinct(title: str, n: int) -> Release:  # another bulletin, another text
+        return replace(
+            BASE, title=title, bulletin_id=f"b{n}", url=f"https://x/{n}", body_text=title
+        )
+
+    def search(store: Store, words: str) -> list[int]:
+        sql = "select rowid from releases_fts where releases_fts match ?"
+        return [row[0] for row in store.conn.execute(sql, (words,))]
+
+    with Store(tmp_path / "g.db") as store:
+        triggers = "select name from sqlite_master where type = 'trigger'"
+        assert "releases_ai" not in {n for (n,) in store.conn.execute(triggers)}
+        with store.transaction():
+            first = save(store, n=1).release_id
+            other = save(store, distinct("Other Release", 2), n=2)
+            save(store, replace(BASE, title="Joint Statement"), n=3, sent_at="2030-01-01T00:00:00Z")
+        assert search(store, "statement") == [first]
+        assert search(store, "other") == [other.release_id]
+        assert search(store, "joint press") == []  # the first text, replaced in the batch
+
+        def failing_batch() -> None:
+            with store.transaction():
+                save(store, distinct("Never Kept", 4), n=5)
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            failing_batch()
+        with store.transaction():
+            save(store, distinct("Kept Later", 5), n=6)
+        assert search(store, "never") == []
+        assert len(search(store, "kept")) == 1
+
+        save(store, distinct("Outside Transaction", 6), n=7)
+        assert len(search(store, "outside")) == 1  # autocommit: indexed at once
+
+        with store.transaction():  # as reparse does: a new release, then every one dropped
+            save(store, distinct("Orphan Notice", 3), n=4)
+            store.reset_release_links()
+            store.conn.execute("update messages set release_id = null")
+            assert store.drop_unclaimed_releases() == 5
+        assert search(store, "orphan OR statement OR kept") == []
+        store.conn.execute("insert into releases_fts (releases_fts) values ('integrity-check')")
+
+
 def test_transaction_rolls_back_everything_on_error(tmp_path: Path) -> None:
     with Store(tmp_path / "g.db") as store:
 
@@ -250,6 +300,13 @@ def test_a_database_of_an_older_schema_is_upgraded_in_place(
             "select agency, agency_as_written from releases"
         ).fetchall()
         assert agency == written == BASE.agency
+        # migration 10: the release indexed by the old insert trigger stays found, and the
+        # writer indexes new ones itself
+        save(store, replace(BASE, title="Upgraded Notice", bulletin_id="b2", url="https://x/2"))
+        sql = "select rowid from releases_fts where releases_fts match ?"
+        assert store.conn.execute(sql, ("press",)).fetchall() == [(1,)]
+        assert len(store.conn.execute(sql, ("upgraded",)).fetchall()) == 1
+        store.conn.execute("insert into releases_fts (releases_fts) values ('integrity-check')")
 
 
 def test_messages_known_too_large_by_their_error_get_their_server_size(

@@ -134,6 +134,9 @@ class Store:
         except (sqlite3.Error, OSError) as err:
             raise StoreError(f"cannot open database {self.path}: {explain(err)}") from err
         self.conn = conn
+        # New releases (id, title, body_text) not in the full-text index yet: indexed
+        # together before the transaction commits (see _index_new_releases).
+        self._unindexed: list[tuple[int, str, str | None]] = []
 
     def close(self) -> None:
         self.conn.close()
@@ -161,8 +164,10 @@ class Store:
             raise StoreError(f"cannot write database {self.path}: {explain(err)}") from err
         try:
             yield
+            self._index_new_releases()
             self.conn.execute("COMMIT")
         except BaseException as err:
+            self._unindexed.clear()  # rolled back with their rows
             if self.conn.in_transaction:  # a failed COMMIT leaves the transaction open
                 with suppress(sqlite3.Error):
                     self.conn.execute("ROLLBACK")
@@ -265,12 +270,33 @@ class Store:
         values = _release_columns(release, row)
         if reuse_id is not None and self.unclaimed(reuse_id):
             values.update(message_count=1, version_count=0)
+            self._index_new_releases()  # the update trigger re-indexes a changed text
             self.conn.execute(_update_release_sql(tuple(values)), (*values.values(), reuse_id))
             return reuse_id
         now = utc_now()
         values.update(first_seen_at=now, last_seen_at=now, message_count=1, version_count=0)
         cursor = self.conn.execute(_insert_release_sql(tuple(values)), tuple(values.values()))
-        return int(cursor.lastrowid or 0)
+        release_id = int(cursor.lastrowid or 0)
+        self._unindexed.append((release_id, values["title"], values["body_text"]))
+        if not self.conn.in_transaction:
+            self._index_new_releases()
+        return release_id
+
+    def _index_new_releases(self) -> None:
+        """Add the releases created since the last call to the full-text index, in one
+        statement. The writer does it, not an insert trigger (schema.py, migration 10),
+        and once a batch: FTS5 writes its pending terms out as a new segment whenever a
+        statement opens a savepoint (any statement that runs a trigger or checks a foreign
+        key), so indexing each release as it came cost a segment a release (issue I).
+
+        Called before COMMIT, and before any statement whose triggers change the index
+        (a text update or a delete), which must find every release indexed."""
+        if self._unindexed:
+            self.conn.executemany(
+                "insert into releases_fts (rowid, title, body_text) values (?, ?, ?)",
+                self._unindexed,
+            )
+            self._unindexed.clear()
 
     def join_release(
         self, release_id: int, release: Release, row: ReleaseRow, *, replace: bool = False
@@ -288,6 +314,7 @@ class Store:
             return  # an older copy arrived late: the release keeps showing the newer one
         values = _release_columns(release, row)
         values["latest_sent_at"] = sent_at if replace else sent_at or latest
+        self._index_new_releases()  # the update trigger re-indexes a changed text
         self.conn.execute(_update_release_sql(tuple(values)), (*values.values(), release_id))
 
     def record_release(
@@ -434,6 +461,7 @@ class Store:
 
     def drop_unclaimed_releases(self) -> int:
         """Delete releases no message points at any more; return how many."""
+        self._index_new_releases()  # the delete trigger takes them out of the index
         cursor = self.conn.execute("delete from releases where message_count = 0")
         return cursor.rowcount
 
