@@ -180,3 +180,22 @@ def test_the_pool_reads_ahead_a_bounded_number_of_bytes_not_of_messages() -> Non
     finally:
         analyzer.close()
     assert ahead <= (analysis.WINDOW_BYTES + analysis.CHUNK_BYTES) // size + 1
+
+
+def test_the_command_line_leaves_reading_mail_to_the_workers() -> None:
+    """Start-up of `govfeed import`: the main process, which hands messages to workers,
+    does not load the parser, the extractors or the authenticator (about 0.2 s, half of
+    its start-up before the first message could go to a worker), nor the daemon's
+    scheduler and IMAP modules; a worker loads the readers as it starts."""
+    readers = ("govfeed.parse", "govfeed.extract", "govfeed.auth", "mailparser", "selectolax")
+    daemon = ("govfeed.daemon", "govfeed.sync", "apscheduler", "imapclient")
+    probe = (
+        "import sys, govfeed.cli, govfeed.analysis as a;"
+        f"print([m for m in {readers + daemon!r} if m in sys.modules]);"
+        "a._load_readers();"
+        f"print([m for m in {readers!r} if m not in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == ["[]", "[]"]

@@ -26,12 +26,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from govfeed.auth import authenticate, signed_headers
 from govfeed.decide import Assessment, Candidate, SenderFacts, TrustPolicy, assess
 from govfeed.dedupe import Identity, identify, sha256_hex
 from govfeed.errors import GovfeedError
-from govfeed.extract import extract_release
-from govfeed.extract.links import account_code_from_url
 from govfeed.formats import compress_raw, iso
 from govfeed.memory import return_big_buffers
 from govfeed.models import (
@@ -44,7 +41,6 @@ from govfeed.models import (
     Release,
     Sender,
 )
-from govfeed.parse import parse_message
 
 if TYPE_CHECKING:  # not at run time: the workers import this module, not pydantic
     from govfeed.config import AuthenticationSettings
@@ -114,6 +110,10 @@ def body_sha256(data: bytes) -> str:
 
 
 def _analyze(data: bytes, policy: TrustPolicy) -> Analysis:
+    from govfeed.auth import authenticate, signed_headers  # see _load_readers
+    from govfeed.extract import extract_release
+    from govfeed.parse import parse_message
+
     try:
         parsed = parse_message(RawMessage(data=data, source="analysis"))
     except Exception as err:  # noqa: BLE001 - per-message boundary: record, keep going
@@ -168,6 +168,8 @@ def _analyze(data: bytes, policy: TrustPolicy) -> Analysis:
 
 def _list_account(value: str | None) -> str | None:
     """The GovDelivery account a List-Unsubscribe URL names, if any."""
+    from govfeed.extract.links import account_code_from_url  # see _load_readers
+
     for url in re.findall(r"https?://[^\s<>,]+", value or "")[:4]:
         code = account_code_from_url(url)
         if code:
@@ -190,6 +192,18 @@ def _worker_init(parent: int) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS)  # the guard below takes them
     return_big_buffers()  # a big message's memory goes back after it (see memory.py)
     threading.Thread(target=_guard, args=(parent,), daemon=True).start()
+    _load_readers()
+
+
+def _load_readers() -> None:
+    """Import what reads a message: the parser (mail-parser), the extractors (selectolax,
+    nh3) and the authenticator (dkimpy), about 0.2 s. `_analyze` imports them where it
+    runs, so the main process of an import with workers never does (they were half of
+    its start-up, before the first message could go to a worker); a worker does as it
+    starts, while the main process opens the database and reads the first messages."""
+    import govfeed.auth
+    import govfeed.extract
+    import govfeed.parse  # noqa: F401
 
 
 def _guard(parent: int) -> None:
