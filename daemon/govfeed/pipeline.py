@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from itertools import chain, groupby, islice
+from itertools import groupby, islice
 from typing import Any
 
 import structlog
@@ -278,11 +278,11 @@ def import_sources(
             except SourceError:
                 expected = None  # the fetch meets the same error and records it
             stream = analyzer.stream(messages, skip=lambda r: known(store, r), expected=expected)
-            # Each batch is written as its analyses arrive, not gathered first: the
-            # writer keeps pace with the workers, and the last batch's writing no longer
-            # waits for its last analysis while the workers stand idle (issue I).
-            for first in stream:
-                save_analyzed(store, chain([first], islice(stream, batch_size - 1)), summary)
+            # A batch is gathered before its transaction begins: the write lock is held
+            # while it is written, not while its mail is parsed (the daemon may be
+            # writing too, and a batch of big messages takes long to parse).
+            while batch := list(islice(stream, batch_size)):
+                save_analyzed(store, batch, summary)
             store.checkpoint()
     finally:
         analyzer.close()
