@@ -199,3 +199,39 @@ def test_the_command_line_leaves_reading_mail_to_the_workers() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.splitlines()
     assert out == ["[]", "[]"]
+
+
+def test_an_import_of_enough_mail_starts_its_workers_before_the_first_message(
+    tmp_path: Path, messages: list[RawMessage]
+) -> None:
+    """`govfeed import` starts the workers as soon as it knows a source will use them,
+    so they load the mail readers while the command loads the rest; a small import (one
+    analysed in-process) starts none. The batch size the command offers is the pipeline's."""
+    from govfeed import cli, pipeline
+    from govfeed.analysis import default_workers
+    from govfeed.sources import open_sources
+
+    assert cli.BATCH_SIZE == pipeline.BATCH_SIZE
+    if default_workers() < 2:
+        pytest.skip("one core: imports analyse in-process, with no workers to start")
+    big, small = tmp_path / "big.mbox", tmp_path / "small.mbox"
+    for path, count in ((big, 100), (small, 10)):
+        path.write_bytes(
+            b"".join(
+                b"From x Thu Jan  1 00:00:00 2024\n" + m.data + b"\n" for m in messages[:count]
+            )
+        )
+    sources, _ = open_sources([small])
+    analyzer = cli._import_analyzer(sources)
+    assert workers() == []
+    analyzer.close()
+    sources, _ = open_sources([small, big])
+    analyzer = cli._import_analyzer(sources)
+    try:
+        deadline = time.monotonic() + 10
+        while len(workers()) < analyzer.workers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(workers()) == analyzer.workers >= 2  # before any message was sent
+    finally:
+        analyzer.close()
+    assert workers() == []

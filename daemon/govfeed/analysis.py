@@ -231,14 +231,44 @@ class Analyzer:
         compress: bool = True,
     ) -> None:
         self.workers = default_workers() if workers is None else workers
-        self.policy = as_trust_policy(policy)
+        # Resolved on first use: an AuthenticationSettings (or None) needs the config
+        # module, which `start` must not wait for.
+        self._policy = policy
         self.compress = compress  # False: the raws are stored already (reparse)
         self._pool: ProcessPoolExecutor | None = None
+
+    @property
+    def policy(self) -> TrustPolicy:
+        """The trust policy the messages are judged by (sent along with each task)."""
+        if not isinstance(self._policy, TrustPolicy):
+            self._policy = as_trust_policy(self._policy)
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: TrustPolicy | AuthenticationSettings | None) -> None:
+        self._policy = policy
+
+    def start(self) -> None:
+        """Start the workers now rather than with the first task: a worker takes about
+        0.2 s to load the readers, which it then does while the caller loads the rest of
+        govfeed and opens the database. For a caller that knows the pool will be used."""
+        if self.workers < 2:
+            return
+        pool = self._ensure_pool()
+        # The executor starts a worker for each task that finds none idle.
+        for _ in range(self.workers):
+            pool.submit(_load_readers)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def __enter__(self) -> Analyzer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def stream(
         self,
@@ -284,7 +314,7 @@ class Analyzer:
             if not chunk:
                 return
 
-    def _submit(self, datas: list[bytes]) -> Future[list[Analysis]]:
+    def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn, not fork: the daemon has threads (scheduler, IDLE) and an open database.
             context = multiprocessing.get_context("spawn")
@@ -294,8 +324,12 @@ class Analyzer:
                 initializer=_worker_init,
                 initargs=(os.getpid(),),
             )
+        return self._pool
+
+    def _submit(self, datas: list[bytes]) -> Future[list[Analysis]]:
+        pool = self._ensure_pool()
         try:
-            return self._pool.submit(analyze_many, datas, self.policy, self.compress)
+            return pool.submit(analyze_many, datas, self.policy, self.compress)
         except BrokenProcessPool:
             self.close()
             return self._submit(datas)

@@ -13,17 +13,26 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from govfeed import __version__, pipeline, replication, status
-from govfeed.config import MailboxSettings, Settings, load_settings, read_secret
+from govfeed import __version__
 from govfeed.errors import ConfigError, GovfeedError, SourceError
 from govfeed.formats import printable
 from govfeed.logs import LEVELS, configure_logging
 from govfeed.memory import return_big_buffers
 from govfeed.sources import Source, open_sources
-from govfeed.store import Store
+
+# The config (pydantic), the store (sqlite-utils) and the pipeline are imported by the
+# commands that use them: `import` and `reparse` start their parsing workers first, so
+# that the workers load the mail readers while this process loads the rest (issue I).
+if TYPE_CHECKING:
+    from govfeed import status
+    from govfeed.analysis import Analyzer
+    from govfeed.config import MailboxSettings, Settings
+
+BATCH_SIZE = 500  # messages per transaction of `import` (pipeline.BATCH_SIZE, tested)
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,8 @@ class Context:
 
     def settings(self) -> Settings:
         """The validated config (--config, else $GOVFEED_CONFIG, else defaults), --db applied."""
+        from govfeed.config import load_settings
+
         return load_settings(self.config, db_override=self.db)
 
     def database_path(self) -> Path:
@@ -80,7 +91,7 @@ def cli(ctx: click.Context, config: Path | None, db: Path | None, log_level: str
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 5000),
-    default=pipeline.BATCH_SIZE,
+    default=BATCH_SIZE,
     show_default=True,
     help="Messages per transaction. An interrupted import keeps every batch committed"
     " before; the next run stores the rest.",
@@ -104,6 +115,10 @@ def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None, batch_
         click.echo(f"error: {problem}", err=True)
     show = sys.stderr.isatty() if progress is None else progress
     total = _message_count(sources) if show else 0  # reading an mbox through costs time
+    analyzer = _import_analyzer(sources)
+    from govfeed import pipeline
+    from govfeed.store import Store
+
     try:
         settings = obj.settings()
         _say_trust(settings, files=True)
@@ -117,18 +132,38 @@ def import_(obj: Context, paths: tuple[Path, ...], progress: bool | None, batch_
                         policy=policy,
                         on_message=lambda: bar.update(1),
                         batch_size=batch_size,
+                        analyzer=analyzer,
                     )
             else:
                 summary = pipeline.import_sources(
-                    store, sources, policy=policy, batch_size=batch_size
+                    store, sources, policy=policy, batch_size=batch_size, analyzer=analyzer
                 )
     except GovfeedError as err:
         raise click.ClickException(str(err)) from err
+    finally:
+        analyzer.close()  # import_sources closes it; not when it never ran
     for message in summary.source_errors:
         click.echo(f"error: {message}", err=True)
     click.echo(summary.line())
     if problems or summary.source_errors:
         sys.exit(1)
+
+
+def _import_analyzer(sources: list[Source]) -> Analyzer:
+    """The import's analyzer, its workers started now when a source has enough mail for
+    them (as `Analyzer.stream` decides): they load the mail readers while this process
+    loads the config, the store and the pipeline."""
+    from govfeed.analysis import MIN_PARALLEL, Analyzer
+
+    analyzer = Analyzer()
+    for source in sources:
+        try:
+            if source.count_up_to(MIN_PARALLEL) >= MIN_PARALLEL:
+                analyzer.start()
+                break
+        except SourceError:
+            continue  # the import meets the same error and reports it
+    return analyzer
 
 
 def _message_count(sources: list[Source]) -> int:
@@ -157,6 +192,13 @@ def reparse(obj: Context, progress: bool | None) -> None:
     Example:
         govfeed --config /etc/govfeed/govfeed.toml reparse
     """
+    from govfeed.analysis import Analyzer
+
+    analyzer = Analyzer()
+    analyzer.start()  # the workers load the mail readers while the rest loads (see import)
+    from govfeed import pipeline
+    from govfeed.store import Store
+
     try:
         settings = obj.settings()
         _say_trust(settings, files=True)
@@ -165,11 +207,15 @@ def reparse(obj: Context, progress: bool | None) -> None:
             show = sys.stderr.isatty() if progress is None else progress
             if show and total:
                 with click.progressbar(length=total, label="reparsing", file=sys.stderr) as bar:
-                    summary = pipeline.reparse(store, settings, on_message=lambda: bar.update(1))
+                    summary = pipeline.reparse(
+                        store, settings, on_message=lambda: bar.update(1), analyzer=analyzer
+                    )
             else:
-                summary = pipeline.reparse(store, settings)
+                summary = pipeline.reparse(store, settings, analyzer=analyzer)
     except GovfeedError as err:
         raise click.ClickException(str(err)) from err
+    finally:
+        analyzer.close()  # reparse closes it; not when it never ran
     click.echo(summary.reparse_line())
     click.echo(summary.changes_line())
 
@@ -187,6 +233,8 @@ def release_(obj: Context, release_id: int) -> None:
     Example:
         govfeed --config /etc/govfeed/govfeed.toml release 42
     """
+    from govfeed.store import Store
+
     try:
         with Store(obj.database_path()) as store, store.transaction():
             messages = store.release_quarantined(release_id)
@@ -216,6 +264,8 @@ def status_(obj: Context, as_json: bool, max_age: float | None) -> None:
     Example:
         govfeed --config /etc/govfeed/govfeed.toml status --json
     """
+    from govfeed import status
+
     try:
         settings = obj.settings()
         watches = [
@@ -245,6 +295,8 @@ def status_(obj: Context, as_json: bool, max_age: float | None) -> None:
 
 
 def _cadences(settings: Settings) -> list[status.Cadence]:
+    from govfeed import status
+
     return [
         status.Cadence(agency.name, agency.expected_every_hours)
         for agency in settings.registry
@@ -254,6 +306,8 @@ def _cadences(settings: Settings) -> list[status.Cadence]:
 
 def _replica_check(settings: Settings) -> status.ReplicaCheck | None:
     """Asks Litestream about the replica when `[replication]` is configured."""
+    from govfeed import replication, status
+
     config = settings.replication
     if config is None:
         return None
@@ -383,6 +437,8 @@ def _check_secret_file(mailbox: MailboxSettings) -> bool:
     exists only in the service's environment, so those are left to --connect."""
     if mailbox.password_file is None and mailbox.oauth2_token_file is None:
         return True
+    from govfeed.config import read_secret
+
     try:
         read_secret(mailbox)
     except ConfigError as err:

@@ -266,9 +266,15 @@ def import_sources(
     batch_size: int = BATCH_SIZE,
     policy: TrustPolicy | AuthenticationSettings | None = None,
     workers: int | None = None,
+    analyzer: Analyzer | None = None,
 ) -> Summary:
-    """Import every message of `sources`, a transaction per batch; never stops on bad mail."""
-    analyzer = Analyzer(workers, policy)
+    """Import every message of `sources`, a transaction per batch; never stops on bad mail.
+
+    `analyzer`: one made (and maybe started) by the caller, used instead of a new one of
+    `workers`, and closed here all the same."""
+    if analyzer is None:
+        analyzer = Analyzer(workers)
+    analyzer.policy = policy
     summary = Summary()
     try:
         for source in sources:
@@ -310,6 +316,7 @@ def reparse(
     *,
     workers: int | None = None,
     on_message: Callable[[], None] | None = None,
+    analyzer: Analyzer | None = None,
 ) -> Summary:
     """Re-judge every stored message from its raw bytes under the current config; release
     ids are kept.
@@ -321,7 +328,10 @@ def reparse(
     (e.g. "releases published -> quarantined").
     """
     summary = Summary()
-    with store.transaction():
+    if analyzer is None:
+        analyzer = Analyzer(workers)
+    analyzer.compress = False  # the raws are stored already
+    with analyzer, store.transaction():
         store.snapshot_for_reparse()
         context = _Reparse(
             released=store.released_after_review(),
@@ -330,17 +340,14 @@ def reparse(
         store.reset_release_links()
         for policy, raws in _stored_by_policy(store, settings):
             # Headers only: a local DKIM check would fail old mail once keys rotate.
-            analyzer = Analyzer(workers, replace(policy, dkim_verify=False), compress=False)
-            try:
-                for raw, analysis in analyzer.stream(raws, skip=context.keeps):
-                    if on_message is not None:
-                        on_message()
-                    if analysis is None:  # only the header of an oversized mail was stored
-                        summary.read, summary.failed = summary.read + 1, summary.failed + 1
-                        continue
-                    save_message(store, raw, summary, analysis, reparse=context)
-            finally:
-                analyzer.close()
+            analyzer.policy = replace(policy, dkim_verify=False)
+            for raw, analysis in analyzer.stream(raws, skip=context.keeps):
+                if on_message is not None:
+                    on_message()
+                if analysis is None:  # only the header of an oversized mail was stored
+                    summary.read, summary.failed = summary.read + 1, summary.failed + 1
+                    continue
+                save_message(store, raw, summary, analysis, reparse=context)
         summary.dropped_releases = store.drop_unclaimed_releases()
         summary.changes = store.status_changes()
     log.info("reparse_finished", **summary.as_dict())
