@@ -78,6 +78,7 @@ def main() -> None:
 
     started, start, load = datetime.now(UTC), time.perf_counter(), os.getloadavg()
     files = []
+    run.compile_package()
     for count in map(int, counts.split(",")):
         progress(f"file import of {count:,} messages (and the bare parse)...")
         files.append(run.measure(count))

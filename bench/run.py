@@ -265,6 +265,34 @@ def print_row(f: Figures) -> None:
     )
 
 
+def print_median(rounds: list[Figures]) -> None:
+    shares = [f.share for f in rounds]
+    reparse = [f.reparse_share for f in rounds]
+    print(
+        f"{'':>9} median of {len(rounds)}: import/bare {_median(shares):.2f}"
+        f" (each: {_each(shares)}), reparse/bare {_median(reparse):.2f} (each: {_each(reparse)})",
+        flush=True,
+    )
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def _each(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
+def compile_package() -> None:
+    """Byte-compile govfeed as an installed package is: with PYTHONDONTWRITEBYTECODE set
+    (as on this machine), a module edited since its .pyc was written is compiled anew by
+    the main process and by every worker, each time."""
+    subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "-m", "compileall", "-q", str(ROOT / "daemon")],
+        check=True,
+    )
+
+
 def stages(path: Path, sample: int = 500) -> dict[str, float]:
     """Milliseconds per message of each stage, in this process, on the first `sample`
     messages: the bare parse, govfeed's parse (stdlib + mail-parser), extraction, the
@@ -371,7 +399,15 @@ def main() -> None:
     parser.add_argument("--against", metavar="REV", help="compare with the code of a commit")
     parser.add_argument("--rounds", type=int, default=3, help="A/B rounds for --against")
     parser.add_argument("--no-stages", action="store_true", help="skip the per-stage timing")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each size this many times (bare, import, reparse, bare each time)"
+        " and print the median ratios too: this machine's speed drifts by a third",
+    )
     args = parser.parse_args()
+    compile_package()
     if args.against:
         for count in args.counts.split(","):
             compare(int(count), args.against, args.rounds)
@@ -380,7 +416,12 @@ def main() -> None:
     print_header()
     counts = [int(count) for count in args.counts.split(",")]
     for count in counts:
-        print_row(measure(count))
+        rounds = []
+        for _ in range(args.repeat):
+            rounds.append(measure(count))
+            print_row(rounds[-1])
+        if args.repeat > 1:
+            print_median(rounds)
     if not args.no_stages:
         print_stages(stages(make_corpus(counts[0])))
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
