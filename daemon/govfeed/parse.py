@@ -239,6 +239,19 @@ class _BoundedLines(email.feedparser.BufferedSubFile):  # type: ignore[name-defi
             return lines.popleft()
         return super().readline()
 
+    def __next__(self) -> Any:
+        # The parser reads every line of a part through here: the shortcut of `readline`
+        # inline, without a second call per line.
+        lines = self._lines
+        if lines and not self._other_matchers:
+            line = lines[0]
+            if line and line[0] != "-":
+                return lines.popleft()
+        line = super().readline()
+        if line == "":
+            raise StopIteration
+        return line
+
     def push(self, data: str) -> None:
         end = max(data.rfind("\n"), data.rfind("\r"))
         self._open_line = len(data) - end - 1 if end >= 0 else self._open_line + len(data)
