@@ -283,14 +283,12 @@ def _each(values: list[float]) -> str:
     return ", ".join(f"{v:.2f}" for v in values)
 
 
-def compile_package() -> None:
+def compile_package(folder: Path = ROOT / "daemon") -> None:
     """Byte-compile govfeed as an installed package is: with PYTHONDONTWRITEBYTECODE set
     (as on this machine), a module edited since its .pyc was written is compiled anew by
     the main process and by every worker, each time."""
-    subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "python"), "-m", "compileall", "-q", str(ROOT / "daemon")],
-        check=True,
-    )
+    python = ROOT / ".venv" / "bin" / "python"
+    subprocess.run([str(python), "-m", "compileall", "-q", str(folder)], check=True)
 
 
 def stages(path: Path, sample: int = 500) -> dict[str, float]:
@@ -365,6 +363,7 @@ def checkout(rev: str) -> Path:
             ["git", "-C", str(ROOT), "archive", rev, "daemon"], check=True, capture_output=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    compile_package(folder / "daemon")  # as this tree's: a fair comparison
     return folder
 
 
