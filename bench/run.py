@@ -25,6 +25,7 @@ import email
 import mailbox
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -276,7 +277,7 @@ def print_median(rounds: list[Figures]) -> None:
 
 
 def _median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
+    return statistics.median(values)
 
 
 def _each(values: list[float]) -> str:
