@@ -270,14 +270,11 @@ def print_median(rounds: list[Figures]) -> None:
     shares = [f.share for f in rounds]
     reparse = [f.reparse_share for f in rounds]
     print(
-        f"{'':>9} median of {len(rounds)}: import/bare {_median(shares):.2f}"
-        f" (each: {_each(shares)}), reparse/bare {_median(reparse):.2f} (each: {_each(reparse)})",
+        f"{'':>9} median of {len(rounds)}: import/bare {statistics.median(shares):.2f}"
+        f" (each: {_each(shares)}), reparse/bare {statistics.median(reparse):.2f}"
+        f" (each: {_each(reparse)})",
         flush=True,
     )
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def _each(values: list[float]) -> str:
